@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - create .venv, install everything, start the demo
+#   make test   - create .venv, install everything (and chromium for browser tests), run the whole suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch and torchvision come from this machine's disk (pip's find-links); the cap keeps pip from a CUDA download
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/python -m demo
+
+test: setup
+	bash scripts/system-deps.sh
+	$(BIN)/ruff check fer registry demo tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check fer registry demo tests benchmarks
+	$(BIN)/ruff format --check fer registry demo tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

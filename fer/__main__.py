@@ -1,0 +1,165 @@
+"""The `fer` command line.
+
+python -m fer --help
+python -m fer train [--recipe paper] [--resume] [--data DIR|CSV] [...one flag per config field]
+python -m fer evaluate --data DIR|CSV [--split test] [--model bundled|PATH|models:/NAME@ALIAS] [--json]
+python -m fer data DIR|CSV
+python -m fer bundle runs/paper          # ship a run's best weights as the bundled model
+python -m fer models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    from fer.config import RECIPES, add_config_flags
+
+    p = argparse.ArgumentParser(prog="python -m fer", description="Facial emotion recognition on FER2013.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train a model (the paper's recipe by default) and log it to MLflow",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    t.add_argument("--recipe", default="paper", choices=sorted(RECIPES), help="named recipe the flags start from")
+    t.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    t.add_argument("--print-config", action="store_true", help="print the final config as JSON and exit")
+    add_config_flags(t)
+
+    e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix on a split")
+    e.add_argument("--data", required=True, help="FER2013 folder or Kaggle CSV")
+    e.add_argument(
+        "--split",
+        default="test",
+        help="test (PublicTest), private (PrivateTest), train (Training) or val (the 20%% held out of Training)",
+    )
+    e.add_argument("--model", default="bundled", help="weights path, models:/NAME@ALIAS, or bundled")
+    e.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    e.add_argument("--figure", default="", help="where to write the confusion-matrix PNG (default: a temp file)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the validation split, for --split val")
+
+    d = sub.add_parser("data", help="read a FER2013 folder or CSV into the cache and print its counts")
+    d.add_argument("source", help="FER2013 folder or Kaggle CSV")
+
+    b = sub.add_parser("bundle", help="ship a run's best weights, with a model card, as the bundled model")
+    b.add_argument("run", help="a run folder of `fer train` (its last.pt or best.pt) or a weights file")
+    b.add_argument("--data", default="../shared/data/fer2013", help="FER2013 folder or CSV for the PublicTest figures")
+    b.add_argument("--to", default="", help="output folder (default: the package's bundled/ folder)")
+
+    sub.add_parser("models", help="list the model names the factory knows")
+    return p
+
+
+SPLITS = {
+    "test": "PublicTest",
+    "public": "PublicTest",
+    "publictest": "PublicTest",
+    "private": "PrivateTest",
+    "privatetest": "PrivateTest",
+    "train": "Training",
+    "training": "Training",
+}
+
+
+def cmd_train(args) -> int:
+    from fer.config import apply_flags, recipe
+    from fer.train import run
+
+    cfg = apply_flags(recipe(args.recipe), args)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    result = run(cfg, resume=args.resume)
+    return 0 if result else 1
+
+
+def cmd_evaluate(args) -> int:
+    import tempfile
+
+    from fer import data, plots
+    from fer.evaluate import evaluate_arrays, format_table
+    from fer.weights import load_model
+
+    model, _ = load_model(args.model)
+    ds = data.load(args.data, quiet=args.json)
+    split = args.split.lower()
+    if split == "val":
+        _, (x, y) = data.train_val(ds, "split", 0.2, args.seed)
+    elif split in SPLITS:
+        x, y = ds.split(SPLITS[split])
+    else:
+        raise data.DataError(f"unknown split {args.split!r}; expected test, private, train or val")
+    m = evaluate_arrays(model, x, y, tta=args.tta, channels_last=False)
+    figure = args.figure or tempfile.NamedTemporaryFile(prefix="fer-confusion-", suffix=".png", delete=False).name
+    plots.confusion_matrix(m.confusion, m.to_dict()["labels"], f"{args.split}: accuracy {m.accuracy:.2%}").savefig(
+        figure, dpi=110, bbox_inches="tight"
+    )
+    if args.json:
+        out = m.to_dict()
+        out.update(split=SPLITS.get(split, split), model=args.model, tta=args.tta, figure=figure)
+        print(json.dumps(out))
+    else:
+        print(format_table(m, f"{args.model} on {args.split} ({m.n} images, tta {args.tta})"))
+        print(f"confusion matrix: {figure}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from fer import data
+
+    print(data.load(args.source).summary())
+    return 0
+
+
+def cmd_bundle(args) -> int:
+    from fer.bundle import bundle
+
+    card = bundle(args.run, args.data, args.to or None)
+    print(
+        f"bundled {card['name']} ({card['params']:,} parameters, {card['epochs_run']} epochs): "
+        f"PublicTest accuracy {card['publictest']['accuracy']:.4f}"
+    )
+    return 0
+
+
+def cmd_models(args) -> int:
+    from fer.model import count_parameters, create_model, model_names
+
+    for name in model_names():
+        print(f"{name}\t{count_parameters(create_model(name)):,} parameters")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fer.data import DataError
+    from fer.weights import ModelLoadError
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return {
+            "train": cmd_train,
+            "evaluate": cmd_evaluate,
+            "data": cmd_data,
+            "models": cmd_models,
+            "bundle": cmd_bundle,
+        }[args.command](args)
+    except (DataError, ModelLoadError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; `python -m fer train --resume` continues from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Training configuration: one dataclass per concern, and the named recipes.
+
+The paper's recipe (Tables 2-3, with the plateau schedule of its reference
+implementation) is the default and is called `paper`. Another recipe is
+another name here, not a pile of flags in a README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field
+
+from fer.augment import AugmentConfig
+from fer.model import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "paper"  # name of the recipe these values started from
+    data: str = "../shared/data/fer2013"  # FER2013 folder or Kaggle CSV
+    out: str = ""  # run folder for checkpoints and figures; default runs/<recipe>
+    val: str = "split"  # 'split': a stratified part of Training (the paper); 'public': PublicTest
+    val_fraction: float = 0.2  # part of Training held out when val='split'
+    seed: int = 0  # seeds the split, the initial weights, the shuffling and the augmentation
+    epochs: int = 150  # maximum epochs (Table 2)
+    batch_size: int = 32  # global batch, shared among processes (Table 2)
+    optimizer: str = "adam"  # 'adam' or 'sgd' (Nesterov momentum 0.9)
+    lr: float = 1e-3  # initial learning rate (Keras' Adam default)
+    weight_decay: float = 0.0  # L2 on every weight, as gradient coefficient
+    stem_l2: float = 0.01  # Keras-style L2 penalty on the stem kernels (the reference's l2(0.01))
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    monitor: str = "val_loss"  # quantity watched by the plateau schedule and early stopping
+    patience: int = 50  # early stopping: epochs without improvement of `monitor` (Table 2)
+    plateau_factor: float = 0.1  # learning rate multiplier on a plateau
+    plateau_patience: int = 12  # epochs without improvement before the learning rate drops
+    select: str = "val_acc"  # the kept weights are those with the best value of this
+    train_limit: int = 0  # use only the first N training images (0: all), for smoke runs
+    channels_last: str = "auto"  # 'auto' (on), 'on', 'off': memory format of model and batches
+    device: str = "auto"  # 'auto' (CUDA when present), 'cpu', 'cuda'
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    register: bool = True  # register the final model in the MLflow Model Registry
+    progress: bool = True  # show a progress bar per epoch
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        model = ModelConfig.from_dict(d.pop("model", {}))
+        augment = AugmentConfig(**d.pop("augment", {}))
+        return cls(model=model, augment=augment, **d)
+
+    def flat(self) -> dict[str, object]:
+        """Every value by dotted name, for MLflow params."""
+        out = {}
+        for k, v in self.to_dict().items():
+            if isinstance(v, dict):
+                out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+            else:
+                out[k] = v
+        return out
+
+
+RECIPES: dict[str, typing.Callable[[], TrainConfig]] = {
+    "paper": TrainConfig,
+}
+
+
+def recipe(name: str) -> TrainConfig:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}")
+    cfg = RECIPES[name]()
+    cfg.recipe = name
+    return cfg
+
+
+# ------------------------------------------------------------ flags from the dataclasses
+
+_NESTED = {"model": ModelConfig, "augment": AugmentConfig}
+
+
+def _fields(cls, prefix=""):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in _NESTED and not prefix:
+            yield from _fields(_NESTED[f.name], prefix=f"{f.name}.")
+        elif f.name not in ("recipe",):
+            yield prefix + f.name, hints[f.name], f
+
+
+def add_config_flags(parser) -> None:
+    """One flag per config field (`--batch-size`, `--augment.rotation`, ...), default 'from the recipe'."""
+    for name, typ, f in _fields(TrainConfig):
+        flag = "--" + name.replace("_", "-")
+        comment = _field_comment(f)
+        if typ is bool:
+            parser.add_argument(flag, dest=name, type=_parse_bool, metavar="{true,false}", help=comment)
+        elif typing.get_origin(typ) is tuple:
+            parser.add_argument(flag, dest=name, type=_parse_int_tuple, metavar="N,N,...", help=comment)
+        else:
+            parser.add_argument(flag, dest=name, type=typ, help=comment)
+
+
+def apply_flags(cfg: TrainConfig, args) -> TrainConfig:
+    for name, _, _ in _fields(TrainConfig):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        target, attr = cfg, name
+        if "." in name:
+            head, attr = name.split(".", 1)
+            target = getattr(cfg, head)
+        setattr(target, attr, value)
+    return cfg
+
+
+def _parse_bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {s!r}")
+
+
+def _parse_int_tuple(s: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in s.split(",") if p.strip())
+
+
+def _field_comment(f) -> str:
+    import inspect
+
+    src = inspect.getsource(TrainConfig) + inspect.getsource(ModelConfig) + inspect.getsource(AugmentConfig)
+    for line in src.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(f"{f.name}:") and "#" in stripped:
+            return stripped.split("#", 1)[1].strip() + f" (default: {_default(f)})"
+    return f"default: {_default(f)}"
+
+
+def _default(f):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()

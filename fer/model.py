@@ -1,0 +1,148 @@
+"""The Mini-Xception of the paper (Fig. 1, §3), small parts first, the whole last.
+
+    python -c "from fer.model import create_model; print(create_model('mini_xception'))"
+
+Stem: two 3×3 convolutions. Then four residual modules, each two depthwise
+separable 3×3 convolutions and a 3×3/2 max-pool, with a strided 1×1
+convolution on the shortcut. A last 3×3 convolution maps to one channel per
+emotion, global average pooling reduces each map to a logit. No fully
+connected layer. Every convolution is followed by BatchNorm (and ReLU, except
+where a sum follows, as in the reference implementation of the recipe).
+
+`forward` returns logits; `predict_proba` applies the softmax of the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mini_xception"  # key in the model factory
+    in_channels: int = 1  # grayscale, as FER2013 is kept
+    input_size: int = 48  # square input side in pixels
+    num_classes: int = 7  # the emotions of Table 1
+    stem_channels: int = 8  # width of the two stem convolutions
+    widths: tuple[int, ...] = field(default=(16, 32, 64, 128))  # one per residual module
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        d = dict(d)
+        if "widths" in d:
+            d["widths"] = tuple(d["widths"])
+        return cls(**d)
+
+
+def conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, relu: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class SeparableConv(nn.Module):
+    """Depthwise 3×3 then pointwise 1×1 (Keras `SeparableConv2D`), then BatchNorm."""
+
+    def __init__(self, cin: int, cout: int, relu: bool = True):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.pointwise(self.depthwise(x))))
+
+
+class ResidualModule(nn.Module):
+    """Two separable convolutions and a stride-2 pool, plus a strided 1×1 shortcut: halves H and W."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.shortcut = conv_bn(cin, cout, 1, stride=2, relu=False)
+        self.sep1 = SeparableConv(cin, cout)
+        self.sep2 = SeparableConv(cout, cout, relu=False)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.sep2(self.sep1(x))) + self.shortcut(x)
+
+
+class MiniXception(nn.Module):
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or ModelConfig()
+        # 'valid' padding as in the reference: 48 -> 46 -> 44
+        self.stem = nn.Sequential(
+            conv_bn(cfg.in_channels, cfg.stem_channels, 3),
+            conv_bn(cfg.stem_channels, cfg.stem_channels, 3),
+        )
+        modules, cin = [], cfg.stem_channels
+        for width in cfg.widths:  # 44 -> 22 -> 11 -> 6 -> 3
+            modules.append(ResidualModule(cin, width))
+            cin = width
+        self.modules_ = nn.Sequential(*modules)
+        self.head = nn.Conv2d(cin, cfg.num_classes, 3, padding=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.modules_(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x).mean(dim=(2, 3))  # (N, C, h, w) -> (N, C): global average pooling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 1, 48, 48) normalised images -> (N, 7) logits."""
+        return self.forward_head(self.forward_features(x))
+
+    def stem_weights(self) -> list[nn.Parameter]:
+        """The kernels the reference recipe puts an L2 penalty on."""
+        return [m[0].weight for m in self.stem]
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self(x), dim=1)
+
+
+_MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {}
+
+
+def register_model(name: str):
+    def deco(fn):
+        _MODELS[name] = fn
+        return fn
+
+    return deco
+
+
+@register_model("mini_xception")
+def _mini_xception(cfg: ModelConfig) -> nn.Module:
+    return MiniXception(cfg)
+
+
+def model_names() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str | ModelConfig = "mini_xception", **overrides) -> nn.Module:
+    """Build a model by name (or from a full config); unknown names list the known ones."""
+    cfg = name if isinstance(name, ModelConfig) else ModelConfig(name=name, **overrides)
+    if cfg.name not in _MODELS:
+        raise ValueError(f"unknown model {cfg.name!r}; known models: {', '.join(model_names())}")
+    return _MODELS[cfg.name](cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,52 @@
+"""Figures people would rather look at than read: the training curves (the paper's
+Fig. 2) and the confusion matrix (Fig. 3)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def training_curves(history: list[dict]):
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_acc, ax_loss, ax_lr) = plt.subplots(1, 3, figsize=(14, 4))
+    for key, style in (("train", "-"), ("val", "--")):
+        ax_acc.plot(epochs, [r[f"{key}_acc"] for r in history], style, label=key)
+        ax_loss.plot(epochs, [r[f"{key}_loss"] for r in history], style, label=key)
+    ax_acc.set(title="accuracy", xlabel="epoch")
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_lr.plot(epochs, [r["lr"] for r in history])
+    ax_lr.set(title="learning rate", xlabel="epoch", yscale="log")
+    for ax in (ax_acc, ax_loss):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(cm: np.ndarray, labels, title: str):
+    cm = np.asarray(cm)
+    rows = cm.sum(axis=1, keepdims=True).clip(min=1)
+    frac = cm / rows
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(
+                j,
+                i,
+                f"{frac[i, j]:.2f}\n({cm[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if frac[i, j] > 0.5 else "black",
+            )
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,175 @@
+"""MLflow logging of a training run: config, per-epoch metrics, figures, the model.
+
+Where runs go: `MLFLOW_TRACKING_URI` when set, else MLflow's own default
+(`sqlite:///mlflow.db` in the working directory), so `mlflow ui` started in
+the same folder shows them. Only rank 0 of a distributed run creates one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+
+from fer import LABELS, REGISTERED_MODEL
+from fer.config import TrainConfig
+from fer.evaluate import Metrics
+
+EXPERIMENT = "fer-training"
+INPUT_EXAMPLE = np.zeros((2, 1, 48, 48), dtype=np.float32)  # batch > 1 so torch.export keeps the batch dynamic
+
+
+def pip_requirements() -> list[str]:
+    import importlib.metadata as md
+
+    return [f"torch=={md.version('torch')}", f"numpy=={md.version('numpy')}"]
+
+
+def save_weights(model: torch.nn.Module, path: Path, card: dict | None = None) -> Path:
+    """The product's own weights format: config + state dict + model card, loadable with weights_only=True."""
+    cfg = model.cfg.to_dict() if hasattr(model, "cfg") else {}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save({"format": "fer-weights-v1", "config": cfg, "state_dict": state, "card": card or {}}, path)
+    return path
+
+
+class RunTracker:
+    def __init__(self, cfg: TrainConfig, run_id: str | None = None):
+        self.cfg = cfg
+        mlflow.set_experiment(EXPERIMENT)
+        if run_id:
+            self.run = mlflow.start_run(run_id=run_id)
+        else:
+            self.run = mlflow.start_run(run_name=f"{cfg.recipe}-{cfg.model.name}")
+        self.run_id = self.run.info.run_id
+
+    def log_start(self, n_params: int, data_digest: str, n_train: int, n_val: int) -> None:
+        client = mlflow.tracking.MlflowClient()
+        existing = client.get_run(self.run_id).data.params
+        if existing:  # a resumed run already carries them; MLflow refuses to overwrite params
+            return
+        params = {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in self.cfg.flat().items()}
+        params.update(n_params=n_params, data_digest=data_digest[:16], n_train=n_train, n_val=n_val)
+        mlflow.log_params(params)
+        mlflow.set_tags({"recipe": self.cfg.recipe, "model": self.cfg.model.name})
+
+    def log_epoch(self, row: dict, step: int) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=step)
+
+    def log_final(self, model, state, val: Metrics, test: Metrics | None, out: Path, data_digest: str) -> dict:
+        from fer import plots
+
+        out.mkdir(parents=True, exist_ok=True)
+        final = {
+            "best_epoch": state.best_epoch + 1,
+            "epochs_run": state.epoch + 1,
+            "best_val_acc": val.accuracy,
+            "best_val_loss": val.loss,
+        }
+        if test is not None:
+            final.update(test_acc=test.accuracy, test_loss=test.loss)
+            final.update({f"test_acc_{k}": v for k, v in test.per_class.items()})
+        mlflow.log_metrics(final)
+
+        shown = test if test is not None else val
+        split = "PublicTest" if test is not None else "validation"
+        figs = {
+            "training_curves.png": plots.training_curves(state.history),
+            f"confusion_matrix_{split}.png": plots.confusion_matrix(
+                shown.confusion, LABELS, f"{split}, accuracy {shown.accuracy:.2%}"
+            ),
+        }
+        for name, fig in figs.items():
+            fig.savefig(out / name, dpi=110, bbox_inches="tight")
+            mlflow.log_artifact(str(out / name), artifact_path="figures")
+        report = {
+            "split": split,
+            "accuracy": shown.accuracy,
+            "n": shown.n,
+            "per_class": shown.report(),
+            "confusion_matrix": shown.confusion.tolist(),
+            "labels": list(LABELS),
+            "validation": val.to_dict(),
+        }
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        mlflow.log_artifact(str(out / "report.json"))
+
+        card = model_card(self.cfg, state, val, test, data_digest, sum(p.numel() for p in model.parameters()))
+        (out / "card.json").write_text(json.dumps(card, indent=2))
+        save_weights(model, out / "best.pt", card)
+        mlflow.log_artifact(str(out / "best.pt"), artifact_path="weights")
+        mlflow.log_artifact(str(out / "card.json"), artifact_path="weights")
+
+        result = log_model(model, registered_name=REGISTERED_MODEL if self.cfg.register else None, card=card)
+        mlflow.end_run()
+        return result
+
+
+def log_model(model: torch.nn.Module, registered_name: str | None, card: dict) -> dict:
+    """Log `model` as an MLflow model in the `pt2` format (no pickle) and register it."""
+    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            input_example=INPUT_EXAMPLE,
+            pip_requirements=pip_requirements(),
+        )
+    result = {"model_uri": info.model_uri, "run_id": mlflow.active_run().info.run_id}
+    if registered_name:
+        mv = mlflow.register_model(info.model_uri, registered_name)
+        client = mlflow.tracking.MlflowClient()
+        for k, v in version_tags(card).items():
+            client.set_model_version_tag(registered_name, mv.version, k, v)
+        result.update(registered_name=registered_name, registered_version=mv.version)
+    return result
+
+
+def version_tags(card: dict) -> dict[str, str]:
+    tags = {"recipe": card.get("recipe", ""), "params": str(card.get("params", ""))}
+    test = card.get("publictest") or {}
+    if test:
+        tags["publictest_accuracy"] = f"{test['accuracy']:.4f}"
+        for k, v in test.get("per_class", {}).items():
+            tags[f"publictest_acc_{k}"] = f"{v:.4f}"
+    if card.get("validation"):
+        tags["val_accuracy"] = f"{card['validation']['accuracy']:.4f}"
+    return tags
+
+
+def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, digest: str, params: int) -> dict:
+    import sys
+
+    card = {
+        "name": cfg.model.name,
+        "recipe": cfg.recipe,
+        "params": params,
+        "epochs_run": state.epoch + 1,
+        "best_epoch": state.best_epoch + 1,
+        "stopped_early": state.stopped_early,
+        "selection": f"best {cfg.select} on "
+        + ("PublicTest" if cfg.val == "public" else f"{cfg.val_fraction:.0%} of Training"),
+        "validation": {"accuracy": val.accuracy, "n": val.n},
+        "labels": list(LABELS),
+        "data_sha256": digest,
+        "command": "python -m fer " + " ".join(sys.argv[1:]),
+        "config": cfg.to_dict(),
+    }
+    if test is not None:
+        card["publictest"] = {
+            "accuracy": test.accuracy,
+            "n": test.n,
+            "per_class": test.per_class,
+            "confusion_matrix": test.confusion.tolist(),
+        }
+    return card
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()

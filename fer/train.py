@@ -1,0 +1,364 @@
+"""Train a model on FER2013 and track the run in MLflow.
+
+    python -m fer train                                   # the paper's recipe on ../shared/data/fer2013
+    python -m fer train --resume                          # continue runs/paper after an interruption
+    torchrun --nproc_per_node=2 -m fer train --out runs/ddp   # data parallel, same code path
+
+Each epoch: shuffle, normalise (eq. 1), augment on the batch, step; then
+validate, step the plateau schedule, keep the best weights and write a
+checkpoint atomically. At the end the best weights are evaluated on
+PublicTest and logged to MLflow with the figures and the model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fer import LABELS, dist
+from fer.augment import augment
+from fer.config import TrainConfig
+from fer.data import DataError, load, train_val
+from fer.evaluate import Metrics, evaluate_arrays
+from fer.model import count_parameters, create_model
+from fer.preprocess import normalize
+
+
+class Plateau:
+    """Multiply the learning rate by `factor` after `patience` epochs without improvement (Keras semantics)."""
+
+    def __init__(self, factor: float, patience: int, mode: str = "min", min_delta: float = 1e-4):
+        self.factor, self.patience, self.mode, self.min_delta = factor, patience, mode, min_delta
+        self.best = math.inf if mode == "min" else -math.inf
+        self.wait = 0
+
+    def improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def step(self, value: float) -> bool:
+        """Record an epoch's value; True when the learning rate should drop now."""
+        if self.improved(value):
+            self.best, self.wait = value, 0
+            return False
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.wait = 0
+            return True
+        return False
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.best, self.wait = d["best"], d["wait"]
+
+
+class EarlyStopping(Plateau):
+    """Stop after `patience` epochs without any improvement (Keras' `EarlyStopping`, min_delta 0)."""
+
+    def __init__(self, patience: int, mode: str = "min"):
+        super().__init__(factor=1.0, patience=patience, mode=mode, min_delta=0.0)
+
+    def step(self, value: float) -> bool:
+        if self.improved(value):
+            self.best, self.wait = value, 0
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+
+def monitor_mode(name: str) -> str:
+    return "min" if name.endswith("loss") else "max"
+
+
+@dataclass
+class RunState:
+    """Everything a checkpoint holds besides the modules and RNGs."""
+
+    epoch: int = -1  # last completed epoch (0-based)
+    best_value: float | None = None  # best value of cfg.select so far
+    best_epoch: int = -1
+    history: list[dict] = field(default_factory=list)
+    mlflow_run_id: str | None = None
+    stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return dist.local_device()
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda asked for, but no CUDA device is present")
+    return torch.device(name)
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'adam' or 'sgd'")
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _shard(perm: torch.Tensor, rank: int, world: int, batch: int) -> list[torch.Tensor]:
+    """This rank's part of every global batch; the tail is dropped so ranks stay in step."""
+    per_rank = batch // world
+    n_batches = len(perm) // batch
+    usable = perm[: n_batches * batch].view(n_batches, world, per_rank)
+    return list(usable[:, rank])
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg
+        self.rank, self.world = dist.init()
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        if cfg.batch_size % self.world:
+            raise SystemExit(f"error: --batch-size {cfg.batch_size} does not split evenly over {self.world} processes")
+        self.out = Path(cfg.out or f"runs/{cfg.recipe}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = self.out / "last.pt"
+        if self.ckpt_path.exists() and not resume:
+            raise SystemExit(
+                f"error: {self.ckpt_path} holds an earlier run; pass --resume to continue it or --out for a new folder"
+            )
+        if resume and not self.ckpt_path.exists():
+            raise SystemExit(f"error: --resume given, but there is no checkpoint at {self.ckpt_path}")
+
+        torch.manual_seed(cfg.seed)  # initial weights; numpy draws use explicit seeded generators
+        self.model = create_model(cfg.model).to(self.device)
+        self.channels_last = cfg.channels_last in ("auto", "on")
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ddp = (
+            nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.world > 1
+            else self.model
+        )
+        self.optimizer = build_optimizer(cfg, self.model)
+        mode = monitor_mode(cfg.monitor)
+        self.plateau = Plateau(cfg.plateau_factor, cfg.plateau_patience, mode)
+        self.early = EarlyStopping(cfg.patience, mode)
+        self.aug_gen = torch.Generator()  # reseeded per epoch and rank, so a resumed run draws the same
+        self.state = RunState()
+        self.best_state: dict | None = None
+        if resume:
+            self._load_checkpoint()
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _checkpoint(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "early": self.early.state_dict(),
+            "state": self.state.__dict__,
+            "best_model": self.best_state,
+            "config": self.cfg.to_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+            },
+        }
+
+    def _load_checkpoint(self) -> None:
+        ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.plateau.load_state_dict(ck["plateau"])
+        self.early.load_state_dict(ck["early"])
+        self.state = RunState(**ck["state"])
+        self.best_state = ck["best_model"]
+        torch.set_rng_state(ck["rng"]["torch"])
+        self.log(f"resumed from {self.ckpt_path} after epoch {self.state.epoch + 1}")
+
+    # ------------------------------------------------------------ loop
+
+    def log(self, msg: str) -> None:
+        if dist.is_main():
+            print(msg, file=sys.stderr, flush=True)
+
+    def _to_batch(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def train_one_epoch(self, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor) -> dict:
+        cfg = self.cfg
+        self.ddp.train()
+        # every rank draws the same permutation, then takes its own slice of each batch
+        perm = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+        self.aug_gen.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + self.rank)
+        batches = _shard(perm, self.rank, self.world, cfg.batch_size)
+        stem = self.model.stem_weights() if cfg.stem_l2 and hasattr(self.model, "stem_weights") else []
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        correct = torch.zeros((), dtype=torch.float64)
+        seen = 0
+        bar = self._bar(len(batches), epoch)
+        t0 = time.perf_counter()
+        for i, idx in enumerate(batches):
+            x = augment(x_train[idx], cfg.augment, self.aug_gen)
+            y = y_train[idx].to(self.device, non_blocking=True)
+            logits = self.ddp(self._to_batch(x))
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            total = loss + cfg.stem_l2 * sum(w.pow(2).sum() for w in stem) if stem else loss
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach().double().cpu() * len(idx)
+            correct += (logits.detach().argmax(1) == y).sum().double().cpu()
+            seen += len(idx)
+            if bar is not None and (i % 20 == 0 or i == len(batches) - 1):
+                rate = seen * self.world / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix_str(
+                    f"loss {loss_sum.item() / seen:.3f} acc {correct.item() / seen:.3f} {rate:.0f} img/s"
+                )
+                bar.update(i + 1 - bar.n)
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        stats = dist.all_reduce_sum(torch.stack([loss_sum, correct, torch.tensor(float(seen), dtype=torch.float64)]))
+        n = stats[2].item()
+        return {
+            "train_loss": stats[0].item() / n,
+            "train_acc": stats[1].item() / n,
+            "epoch_seconds": seconds,
+            "images_per_second": n / seconds,
+        }
+
+    def _bar(self, total: int, epoch: int):
+        if not (self.cfg.progress and dist.is_main()):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(
+            total=total,
+            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+            unit="batch",
+            file=sys.stderr,
+            leave=False,
+            mininterval=1.0,
+        )
+
+    def fit(self, x_train, y_train, x_val, y_val, on_epoch=None) -> RunState:
+        cfg = self.cfg
+        x_train = normalize(x_train)  # (N, 1, 48, 48) float in [0, 1], once for the whole run
+        y_train = torch.as_tensor(y_train)
+        select_mode = monitor_mode(cfg.select)
+        for epoch in range(self.state.epoch + 1, cfg.epochs):
+            row = self.train_one_epoch(epoch, x_train, y_train)
+            val = evaluate_arrays(self.model, x_val, y_val, device=self.device, channels_last=self.channels_last)
+            row.update(
+                val_loss=val.loss, val_acc=val.accuracy, lr=self.optimizer.param_groups[0]["lr"], epoch=epoch + 1
+            )
+            value = row[cfg.select]
+            if self.state.best_value is None or (
+                value > self.state.best_value if select_mode == "max" else value < self.state.best_value
+            ):
+                self.state.best_value, self.state.best_epoch = value, epoch
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            if self.plateau.step(row[cfg.monitor]):
+                for g in self.optimizer.param_groups:
+                    g["lr"] *= cfg.plateau_factor
+            stop = self.early.step(row[cfg.monitor])
+            self.state.epoch = epoch
+            self.state.history.append(row)
+            self.state.stopped_early = stop
+            self.log(
+                f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+                f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  lr {row['lr']:.1e}  "
+                f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s"
+                + ("  *best" if self.state.best_epoch == epoch else "")
+            )
+            if on_epoch is not None and dist.is_main():
+                on_epoch(row, epoch + 1)
+            if dist.is_main():
+                save_atomic(self._checkpoint(), self.ckpt_path)
+            dist.barrier()
+            if stop:
+                self.log(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
+                break
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.state
+
+
+def run(cfg: TrainConfig, resume: bool = False) -> dict:
+    """The whole training command: data, model, loop, final evaluation and MLflow logging."""
+    from fer import tracking
+
+    trainer = Trainer(cfg, resume=resume)
+    try:
+        ds = load(cfg.data, quiet=not dist.is_main())
+        (x_tr, y_tr), (x_val, y_val) = train_val(ds, cfg.val, cfg.val_fraction, cfg.seed)
+        if cfg.train_limit:  # a seeded random subset, so every class stays represented
+            keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(y_tr))[: cfg.train_limit])
+            x_tr, y_tr = x_tr[keep], y_tr[keep]
+        try:
+            x_test, y_test = ds.split("PublicTest")
+        except DataError:
+            x_test = y_test = None
+        n_params = count_parameters(trainer.model)
+        trainer.log(
+            f"{cfg.model.name}: {n_params:,} parameters | {ds.summary()} | train {len(y_tr)}, val {len(y_val)} "
+            f"({'PublicTest' if cfg.val == 'public' else f'{cfg.val_fraction:.0%} of Training'}) | "
+            f"{trainer.world} process(es) on {trainer.device}"
+        )
+        tracker = tracking.RunTracker(cfg, trainer.state.mlflow_run_id) if dist.is_main() else None
+        if tracker is not None:
+            trainer.state.mlflow_run_id = tracker.run_id
+            tracker.log_start(n_params=n_params, data_digest=ds.digest, n_train=len(y_tr), n_val=len(y_val))
+        state = trainer.fit(x_tr, y_tr, x_val, y_val, on_epoch=tracker.log_epoch if tracker else None)
+        result = {
+            "epochs_run": state.epoch + 1,
+            "best_epoch": state.best_epoch + 1,
+            "params": n_params,
+            "stopped_early": state.stopped_early,
+        }
+        if dist.is_main():
+            val = evaluate_arrays(trainer.model, x_val, y_val, device=trainer.device)
+            result["val"] = val.to_dict()
+            test: Metrics | None = None
+            if x_test is not None:
+                test = evaluate_arrays(trainer.model, x_test, y_test, device=trainer.device)
+                result["test"] = test.to_dict()
+            result.update(tracker.log_final(trainer.model, state, val, test, trainer.out, data_digest=ds.digest))
+            trainer.log(_final_line(result))
+        dist.barrier()
+        return result
+    finally:
+        dist.cleanup()
+
+
+def _final_line(r: dict) -> str:
+    s = f"done: {r['epochs_run']} epochs, best epoch {r['best_epoch']}, val acc {r['val']['accuracy']:.4f}"
+    if "test" in r:
+        s += f", PublicTest acc {r['test']['accuracy']:.4f}"
+    if r.get("model_uri"):
+        s += f" | model {r['model_uri']}"
+    if r.get("registered_version"):
+        s += f" | registered {r['registered_name']} v{r['registered_version']}"
+    return s
+
+
+__all__ = ["Trainer", "run", "Plateau", "EarlyStopping", "LABELS"]

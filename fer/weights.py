@@ -1,0 +1,93 @@
+"""Load a model from what users name: a weights file, `bundled`, or an MLflow model URI.
+
+Nothing here unpickles: weights files load with `weights_only=True`, MLflow
+models are read in the `pt2` (torch.export) format, and a pickled MLflow model
+is refused with a message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fer.model import ModelConfig, create_model
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED_WEIGHTS = BUNDLED_DIR / "model.pt"
+BUNDLED_CARD = BUNDLED_DIR / "card.json"
+
+
+class ModelLoadError(ValueError):
+    """The named model cannot be used; the message says why and what to do."""
+
+
+class ExportedModel(nn.Module):
+    """A torch.export program behind the nn.Module interface; always in inference mode."""
+
+    def __init__(self, program_module: nn.Module):
+        super().__init__()
+        self.program = program_module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x.contiguous())
+
+    def train(self, mode: bool = True):  # the exported graph is frozen in eval mode
+        self.training = False
+        return self
+
+
+def bundled_card() -> dict:
+    return json.loads(BUNDLED_CARD.read_text()) if BUNDLED_CARD.exists() else {}
+
+
+def load_weights(path: str | Path) -> tuple[nn.Module, dict]:
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such weights file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling refusal or corrupt file
+        raise ModelLoadError(f"{path}: not a weights file this product can load safely ({e.__class__.__name__})") from e
+    if isinstance(obj, dict) and obj.get("format") == "fer-weights-v1":
+        cfg, state, card = obj["config"], obj["state_dict"], obj.get("card", {})
+    elif isinstance(obj, dict) and "best_model" in obj and "config" in obj:  # a training checkpoint
+        cfg, card = obj["config"]["model"], {"recipe": obj["config"].get("recipe")}
+        state = obj["best_model"] or obj["model"]
+    else:
+        raise ModelLoadError(f"{path}: unknown weights layout; expected a file written by `fer train`")
+    model = create_model(ModelConfig.from_dict(cfg))
+    model.load_state_dict(state)
+    return model.eval(), card
+
+
+def load_mlflow(uri: str) -> tuple[nn.Module, dict]:
+    import mlflow
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as e:  # noqa: BLE001 - MLflow raises many kinds for a missing model
+        raise ModelLoadError(f"cannot fetch {uri} from MLflow ({mlflow.get_tracking_uri()}): {e}") from e
+    pt2 = local / "data" / "model.pt2"
+    if not pt2.exists():
+        raise ModelLoadError(
+            f"{uri} is not stored in the pt2 (torch.export) format; pickled models are refused. "
+            "Log it again with `python -m fer train` or mlflow.pytorch.log_model's default format."
+        )
+    program = torch.export.load(str(pt2))
+    return ExportedModel(program.module()), {"uri": uri}
+
+
+def load_model(spec: str = "bundled") -> tuple[nn.Module, dict]:
+    """(model in eval mode, model card or description)."""
+    if spec == "bundled":
+        if not BUNDLED_WEIGHTS.exists():
+            raise ModelLoadError(f"no bundled model in this installation ({BUNDLED_WEIGHTS} is missing)")
+        return load_weights(BUNDLED_WEIGHTS)
+    if spec.startswith(("models:/", "runs:/")):
+        return load_mlflow(spec)
+    if Path(spec).exists():
+        return load_weights(spec)
+    raise ModelLoadError(f"{spec!r}: not a file, 'bundled', or an MLflow URI such as models:/fer-emotion@production")

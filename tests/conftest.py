@@ -1,0 +1,113 @@
+"""Shared fixtures: tiny generated FER2013 data in both forms, a migrated MLflow store, the shared data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer import LABELS
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FER2013 = SHARED / "data" / "fer2013"
+PHOTOS = SHARED / "data" / "photos"
+
+
+def need_shared(path: Path = FER2013) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the shared data set beside the repository")
+    return path
+
+
+def synthetic_faces(n_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """48×48 uint8 images whose class is learnable: a bright square at a class-specific place, plus noise."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for c in range(len(LABELS)):
+        for _ in range(n_per_class):
+            img = rng.integers(0, 90, (48, 48)).astype(np.uint8)
+            r, col = 6 + (c // 3) * 14, 6 + (c % 3) * 14
+            img[r : r + 10, col : col + 10] = rng.integers(180, 256)
+            images.append(img)
+            labels.append(c)
+    return np.stack(images), np.asarray(labels)
+
+
+def write_folder(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> Path:
+    """A FER2013 folder: train/<emotion>/Training_<id>.jpg and test/<emotion>/PublicTest_<id>.jpg."""
+    for split, usage, n, s in (("train", "Training", n_train, seed), ("test", "PublicTest", n_test, seed + 1)):
+        x, y = synthetic_faces(n, s)
+        for i, (img, label) in enumerate(zip(x, y)):
+            d = root / split / LABELS[label]
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(d / f"{usage}_{i:05d}.png")  # lossless, so both readers agree
+    return root
+
+
+def write_csv(path: Path, n_train: int = 12, n_test: int = 4, leading_space: bool = False, seed: int = 0) -> Path:
+    sep = ", " if leading_space else ","
+    lines = [sep.join(["emotion", "pixels", "Usage"])]
+    for usage, n, s in (("Training", n_train, seed), ("PublicTest", n_test, seed + 1)):
+        x, y = synthetic_faces(n, s)
+        for img, label in zip(x, y):
+            lines.append(f"{label},{' '.join(map(str, img.ravel()))},{usage}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory) -> Path:
+    """An MLflow sqlite store migrated once; tests copy it (a fresh migration costs seconds)."""
+    d = tmp_path_factory.mktemp("mlflow-template")
+    db = d / "mlflow.db"
+    code = "import mlflow; mlflow.set_tracking_uri('sqlite:///mlflow.db'); mlflow.search_experiments()"
+    subprocess.run([sys.executable, "-c", code], cwd=d, check=True, capture_output=True)
+    return db
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, migrated_db, monkeypatch) -> str:
+    """A private sqlite tracking store, set as MLFLOW_TRACKING_URI for this process and its children."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy(migrated_db, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.end_run()
+    mlflow.set_tracking_uri(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    return write_folder(tmp_path_factory.mktemp("tiny") / "fer2013", n_train=40, n_test=8)
+
+
+def fer_cli(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True, timeout: int = 300):
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer", *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fer {' '.join(args)} exited {proc.returncode}\n{proc.stderr[-4000:]}")
+    return proc

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from fer.model import ModelConfig, count_parameters, create_model, model_names
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_forward_and_backward(name):
+    model = create_model(name)
+    x = torch.randn(4, 1, 48, 48)
+    logits = model(x)
+    assert logits.shape == (4, 7)
+    logits.logsumexp(1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_paper_configuration_parameter_count():
+    # 56,951 trainable; with BatchNorm's 1,472 running statistics this is Keras' 58,423 for mini_XCEPTION
+    model = create_model("mini_xception")
+    assert count_parameters(model) == 56_951
+    buffers = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
+    assert count_parameters(model) + buffers == 58_423
+
+
+def test_probabilities_sum_to_one():
+    p = create_model().eval().predict_proba(torch.rand(3, 1, 48, 48))
+    assert torch.allclose(p.sum(1), torch.ones(3))
+
+
+def test_width_and_input_size_are_config():
+    model = create_model(ModelConfig(widths=(8, 16), input_size=64))
+    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 7)
+    assert count_parameters(model) < count_parameters(create_model())
+
+
+def test_unknown_model_name_lists_the_known():
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*mini_xception"):
+        create_model("resnet")
+
+
+def test_channels_last_gives_the_same_answer():
+    torch.manual_seed(0)
+    model = create_model().eval()
+    x = torch.randn(3, 1, 48, 48)
+    a = model(x)
+    b = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(a, b, atol=1e-4)

@@ -1,0 +1,123 @@
+"""Training runs land in MLflow: against a temporary sqlite store and a real `mlflow server` on 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from fer import REGISTERED_MODEL
+from fer.evaluate import predict_proba
+from fer.weights import load_model
+from tests.conftest import fer_cli, synthetic_faces
+
+ARGS = ["--epochs", "3", "--batch-size", "16", "--progress", "false", "--val", "public"]
+
+
+def check_run(out, tracking_uri):
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("fer-training")
+    (run,) = client.search_runs([exp.experiment_id])
+    params = run.data.params
+    assert params["epochs"] == "3" and params["model.name"] == "mini_xception" and params["augment.rotation"] == "10.0"
+    assert params["n_params"] == "56951"
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second"):
+        hist = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in hist) == [1, 2, 3], key
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert "report.json" in artifacts
+    assert {"figures/training_curves.png", "figures/confusion_matrix_PublicTest.png"} <= figures
+    versions = client.search_model_versions(f"name='{REGISTERED_MODEL}'")
+    assert len(versions) == 1
+    tags = versions[0].tags
+    report = json.loads((out / "report.json").read_text())
+    assert float(tags["publictest_accuracy"]) == pytest.approx(report["accuracy"], abs=1e-4)
+    assert "publictest_acc_happy" in tags
+    return versions[0]
+
+
+def test_training_logs_everything_to_sqlite(tiny_folder, tmp_path, mlflow_store):
+    out = tmp_path / "run"
+    fer_cli("train", "--data", str(tiny_folder), "--out", str(out), *ARGS)
+    version = check_run(out, mlflow_store)
+    # the registered model loads without unpickling and answers like the saved weights
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+    try:
+        served, _ = load_model(f"models:/{REGISTERED_MODEL}/{version.version}")
+    finally:
+        del os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"]
+    weights, card = load_model(str(out / "best.pt"))
+    x, _ = synthetic_faces(3, seed=9)
+    assert torch.allclose(predict_proba(served, x, channels_last=False), predict_proba(weights, x), atol=1e-4)
+    assert card["publictest"]["accuracy"] == pytest.approx(json.loads((out / "report.json").read_text())["accuracy"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, migrated_db):
+    import shutil
+
+    shutil.copy(migrated_db, tmp_path / "server.db")
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((tmp_path / "server.log").read_text()[-3000:]) from None
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not come up in 90 s")
+    yield url
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_training_logs_to_a_real_mlflow_server(tiny_folder, tmp_path, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    out = tmp_path / "run"
+    fer_cli("train", "--data", str(tiny_folder), "--out", str(out), *ARGS)
+    version = check_run(out, mlflow_server)
+    mlflow.set_tracking_uri(mlflow_server)
+    try:
+        served, _ = load_model(f"models:/{REGISTERED_MODEL}/{version.version}")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert served(torch.as_tensor(np.zeros((2, 1, 48, 48), np.float32))).shape == (2, 7)

@@ -1,0 +1,134 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fer.train import EarlyStopping, Plateau
+from tests.conftest import ROOT, fer_cli
+
+
+@pytest.mark.parametrize(
+    "values, drops_at",
+    [
+        ([1.0, 0.9, 0.8, 0.7, 0.6], []),  # steady improvement: never drops
+        ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [3, 6]),  # flat: drops every `patience` epochs
+        ([1.0, 1.1, 1.2, 0.5, 0.6, 0.7, 0.8], [6]),  # improvement resets the count
+        ([1.0, 0.99995, 0.99992, 0.99991], [3]),  # changes below min_delta do not count as improvement
+    ],
+)
+def test_plateau_drops_after_patience(values, drops_at):
+    p = Plateau(factor=0.1, patience=3, mode="min", min_delta=1e-4)
+    assert [i for i, v in enumerate(values) if p.step(v)] == drops_at
+
+
+@pytest.mark.parametrize(
+    "values, mode, stops_at",
+    [
+        ([0.5, 0.4, 0.4, 0.4], "min", 3),
+        ([0.5, 0.6, 0.6, 0.6], "max", 3),
+        ([0.5, 0.4, 0.3, 0.2], "min", None),
+        ([0.5, 0.5, 0.49, 0.5, 0.5], "min", 4),  # an improvement restarts the count,
+    ],
+)
+def test_early_stopping(values, mode, stops_at):
+    e = EarlyStopping(patience=2, mode=mode)
+    stopped = [i for i, v in enumerate(values) if e.step(v)]
+    assert (stopped[0] if stopped else None) == stops_at
+
+
+TINY = ["--epochs", "6", "--batch-size", "16", "--progress", "false", "--register", "false", "--val", "public"]
+
+
+def final_metrics(out):
+    report = json.loads((out / "report.json").read_text())
+    return report["validation"]["accuracy"], report["validation"]["loss"], report["accuracy"]
+
+
+def test_kill9_then_resume_ends_like_an_uninterrupted_run(tiny_folder, tmp_path, mlflow_store):
+    # the interrupted run's first epochs run in another process, so equality also shows the same command
+    # gives the same numbers twice
+    a, c = tmp_path / "a", tmp_path / "c"
+    fer_cli("train", "--data", str(tiny_folder), "--out", str(a), *TINY)
+    history = torch.load(a / "last.pt", weights_only=True)["state"]["history"]
+    assert len(history) == 6 and history[-1]["train_loss"] < history[0]["train_loss"]
+
+    # interrupted run: kill -9 once two epochs are checkpointed, then --resume
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer", "train", "--data", str(tiny_folder), "--out", str(c), *TINY],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 240
+    killed_after = None
+    while time.time() < deadline and proc.poll() is None:
+        if (c / "last.pt").exists():
+            epoch = torch.load(c / "last.pt", weights_only=True)["state"]["epoch"]
+            if epoch >= 1:
+                proc.send_signal(signal.SIGKILL)
+                killed_after = epoch + 1
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_after is not None and killed_after < 6, "the run ended before it could be interrupted"
+    assert not (c / "report.json").exists()
+    fer_cli("train", "--data", str(tiny_folder), "--out", str(c), "--resume", *TINY)
+    assert final_metrics(c) == final_metrics(a)
+
+
+def test_existing_run_is_not_overwritten(tiny_folder, tmp_path, mlflow_store):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"precious")
+    proc = fer_cli("train", "--data", str(tiny_folder), "--out", str(out), *TINY, check=False)
+    assert proc.returncode != 0 and "pass --resume" in proc.stderr
+    assert (out / "last.pt").read_bytes() == b"precious"
+
+
+def test_resume_without_checkpoint_says_so(tiny_folder, tmp_path, mlflow_store):
+    proc = fer_cli("train", "--data", str(tiny_folder), "--out", str(tmp_path / "none"), "--resume", *TINY, check=False)
+    assert proc.returncode != 0 and "no checkpoint" in proc.stderr
+
+
+def test_torchrun_two_processes_on_cpu(tiny_folder, tmp_path, mlflow_store):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "fer",
+        "train",
+        "--data",
+        str(tiny_folder),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--progress",
+        "false",
+        "--register",
+        "false",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "2 process(es)" in proc.stderr
+    assert proc.stderr.count("epoch   2/2") == 1  # only rank 0 reports
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["fer-training"])
+    assert len(runs) == 1  # only rank 0 logs
+    assert int(runs.iloc[0]["metrics.epochs_run"]) == 2
+    assert (out / "last.pt").exists() and (out / "best.pt").exists()
