@@ -3,6 +3,7 @@
 python -m fer --help
 python -m fer train [--recipe paper] [--resume] [--data DIR|CSV] [...one flag per config field]
 python -m fer evaluate --data DIR|CSV [--split test] [--model bundled|PATH|models:/NAME@ALIAS] [--json]
+python -m fer predict IMAGE... [--model bundled|PATH|models:/NAME@ALIAS] [--json] [--annotate DIR]
 python -m fer data DIR|CSV
 python -m fer bundle runs/paper          # ship a run's best weights as the bundled model
 python -m fer models
@@ -43,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--figure", default="", help="where to write the confusion-matrix PNG (default: a temp file)")
     e.add_argument("--seed", type=int, default=0, help="seed of the validation split, for --split val")
+
+    pr = sub.add_parser("predict", help="find the faces in photos and give each one's emotion")
+    pr.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF...)")
+    pr.add_argument("--model", default="bundled", help="weights path, models:/NAME@ALIAS, or bundled")
+    pr.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON array, one {image, faces, error} object per IMAGE in order",
+    )
+    pr.add_argument("--annotate", default="", metavar="DIR", help="write each photo with its faces boxed to DIR/*.png")
 
     d = sub.add_parser("data", help="read a FER2013 folder or CSV into the cache and print its counts")
     d.add_argument("source", help="FER2013 folder or Kaggle CSV")
@@ -110,6 +121,64 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _predict_table(path: str, analysis) -> str:
+    from fer import LABELS
+
+    lines = [f"{path} ({analysis.width}×{analysis.height}): {analysis.message}"]
+    if analysis.faces:
+        lines.append(
+            f"  {'#':>2}  {'box [x1, y1, x2, y2]':<24}{'score':>6}  {'emotion':<9}"
+            + "".join(f"{lab:>9}" for lab in LABELS)
+        )
+        for i, f in enumerate(analysis.faces, 1):
+            probs = "".join(f"{f.probabilities[lab]:>9.2f}" for lab in LABELS)
+            lines.append(f"  {i:>2}  {str(f.box):<24}{f.score:>6.2f}  {f.emotion:<9}{probs}")
+    return "\n".join(lines)
+
+
+def cmd_predict(args) -> int:
+    from pathlib import Path
+
+    from fer.faces import FacePipeline, annotate
+    from fer.images import ImageError, read_image
+    from fer.weights import load_model
+
+    model, _ = load_model(args.model)
+    pipeline = FacePipeline(model)
+    out_dir = Path(args.annotate) if args.annotate else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    results, written, all_read = [], set(), True
+    for path in args.images:
+        try:
+            image = read_image(path)
+        except ImageError as e:  # one bad file is reported and the others still get their answer
+            all_read = False
+            results.append({"image": path, "faces": [], "error": str(e)})
+            if not args.json:
+                print(f"error: {e}", file=sys.stderr)  # the message names the file
+            continue
+        analysis = pipeline.analyze(image)
+        result = {"image": path, "faces": [f.to_dict() for f in analysis.faces], "error": None}
+        if out_dir is not None:
+            stem, n = Path(path).stem, 1
+            target = out_dir / f"{stem}.png"
+            while target in written:  # photo.jpg and photo.png, or a/x.jpg and b/x.jpg, do not overwrite each other
+                n += 1
+                target = out_dir / f"{stem}-{n}.png"
+            written.add(target)
+            annotate(image, analysis).save(target)
+            result["annotated"] = str(target)
+        results.append(result)
+        if not args.json:
+            print(_predict_table(path, analysis))
+            if out_dir is not None:
+                print(f"  annotated: {result['annotated']}")
+    if args.json:
+        print(json.dumps(results))
+    return 0 if all_read else 2
+
+
 def cmd_data(args) -> int:
     from fer import data
 
@@ -149,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return {
             "train": cmd_train,
             "evaluate": cmd_evaluate,
+            "predict": cmd_predict,
             "data": cmd_data,
             "models": cmd_models,
             "bundle": cmd_bundle,
@@ -157,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; `python -m fer train --resume` continues from the last checkpoint", file=sys.stderr)
+        hint = "; `python -m fer train --resume` continues from the last checkpoint" if args.command == "train" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
 
 

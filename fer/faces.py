@@ -1,0 +1,308 @@
+"""Faces in a photo: find them (MTCNN), crop each as FER2013 frames a face, classify all in one batch, draw.
+
+    python -m fer predict photo.jpg [--json] [--annotate out/]
+
+The serving path of the product (the demo and `fer predict`):
+
+1. detect: facenet-pytorch's MTCNN on a copy of the image resized to `detect_max_side` on its long side,
+   boxes scaled back to the original pixels;
+2. crop: each box becomes the square FER2013 would have cut around that face (constants measured by
+   benchmarks/face_framing.py, see docs/face_crop.md), taken from the original image, grey, 48×48;
+3. classify: `fer.preprocess.normalize` (the one normalisation training uses) and one forward call for
+   all faces of the image; softmax per face, labels in `fer.LABELS` order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from fer import LABELS
+from fer.images import to_rgb
+from fer.preprocess import normalize
+
+FACE_SIZE = 48  # the classifier's input side, FER2013's image side
+
+# Where an MTCNN box sits in a FER2013 frame. benchmarks/face_framing.py runs facenet-pytorch's MTCNN
+# (defaults) on 300 Training images upscaled 4× (48 -> 192 px, bicubic), each centred in a 384 px grey canvas
+# so the whole face is inside the picture, as in a photo (on the bare 192 px frame MTCNN finds fewer faces and
+# clips its boxes at the edges). Medians over the 92 faces found, as fractions of the frame side:
+#   box width 0.809, box height 1.037 (FER2013 cuts through the forehead and the chin),
+#   box centre - frame centre: x -0.052, y -0.031.
+# The x offset keeps its sign on mirrored images, so it is MTCNN's bias, not FER2013's; the serving crop runs
+# the same detector, so it corrects it all the same. The product's detector settings give the same geometry
+# (0.815, 1.035, -0.048, -0.025 on 71 faces). docs/face_crop.md has means, quartiles and the bare-frame numbers.
+# The serving crop inverts the medians: a square of side (w / 0.809 + h / 1.037) / 2 around the box centre
+# moved by +0.052 and +0.031 of that side. Around the measured boxes it recovers the true 48×48 frame with a
+# median IoU of 0.82 (median centre error 2.3 px of 48, side +0.1%); the rest is FER2013's own spread.
+FER_BOX_WIDTH = 0.809  # median MTCNN box width / FER2013 frame side
+FER_BOX_HEIGHT = 1.037  # median MTCNN box height / FER2013 frame side
+FER_BOX_DX = -0.052  # median (box centre x - frame centre x) / frame side
+FER_BOX_DY = -0.031  # median (box centre y - frame centre y) / frame side
+
+# Detection settings, chosen so that a 640×480 webcam frame costs at most 1/5 of MTCNN's defaults on the full
+# frame (benchmarks/pipeline_speed.py) with the same faces found on the reference photos and frames.
+# MTCNN's pyramid starts at 12/min_face_size of the image, so its cost is set by min_face_size/detect_max_side,
+# the smallest face looked for as a fraction of the image: with 32/320, face boxes from about 40 px wide are
+# found in a 640×480 frame (70 px in 1280×720; MTCNN's defaults find 20 px). For group photos with small faces
+# raise detect_max_side: the cost grows with its square.
+DETECT_MAX_SIDE = 320  # long side of the copy detection runs on, in pixels
+MIN_FACE_SIZE = 32  # smallest face window MTCNN looks for, in pixels of that copy
+# MTCNN's defaults are (0.6, 0.7, 0.7) and 0.709. A stricter first stage passes fewer windows to the second
+# (each one a Python-level crop and resize in facenet-pytorch), a stricter last stage rejects more non-faces,
+# and a coarser pyramid runs fewer scales: about a third less time, the same faces on the reference images.
+THRESHOLDS = (0.7, 0.7, 0.8)  # P-, R-, O-net face probability thresholds
+PYRAMID_FACTOR = 0.6  # scale step of the image pyramid
+
+_COLOURS = {  # one per emotion, readable under white text
+    "angry": (200, 30, 30),
+    "disgust": (110, 140, 20),
+    "fear": (120, 60, 170),
+    "happy": (215, 120, 0),
+    "sad": (30, 90, 190),
+    "surprise": (0, 140, 140),
+    "neutral": (90, 90, 90),
+}
+
+
+@dataclass
+class Face:
+    box: list[int]  # [x1, y1, x2, y2] in the original image's pixels, inside the image
+    score: float  # MTCNN's face probability
+    emotion: str  # the most probable label
+    probabilities: dict[str, float]  # every label of fer.LABELS, in that order; sums to 1
+
+    def to_dict(self) -> dict:
+        return {
+            "box": list(self.box),
+            "score": self.score,
+            "emotion": self.emotion,
+            "probabilities": self.probabilities,
+        }
+
+
+@dataclass
+class Analysis:
+    faces: list[Face]  # left to right
+    width: int  # of the analysed image
+    height: int
+    capped: bool  # more faces were found than max_faces; only the largest are kept
+    total_found: int  # faces found before the cap
+    message: str  # one line for the user: "no face found", "1 face found", "showing the 20 largest of 27 faces"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["faces"] = [f.to_dict() for f in self.faces]
+        return d
+
+
+def crop_box(box) -> tuple[float, float, float]:
+    """MTCNN box [x1, y1, x2, y2] -> (left, top, side) of the square FER2013 would have framed."""
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    w, h = x2 - x1, y2 - y1
+    side = (w / FER_BOX_WIDTH + h / FER_BOX_HEIGHT) / 2
+    cx = (x1 + x2) / 2 - FER_BOX_DX * side
+    cy = (y1 + y2) / 2 - FER_BOX_DY * side
+    return cx - side / 2, cy - side / 2, side
+
+
+def crop_faces(image: Image.Image, boxes) -> np.ndarray:
+    """(N, 48, 48) uint8 grey faces, each framed as FER2013 frames a face around its MTCNN box.
+
+    The square is clipped to the image; where it reaches past an edge, the edge pixels are repeated so the
+    face keeps FER2013's position and aspect instead of being stretched (repeated pixels add no grey level
+    outside the face's own range, so the per-image min-max normalisation is not skewed).
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = np.zeros((len(boxes), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+    if not len(boxes):
+        return out
+    W, H = image.size
+    for i, box in enumerate(boxes):
+        left, top, side = crop_box(box)
+        s = max(1, round(side))
+        x0, y0 = round(left), round(top)
+        x1, y1 = x0 + s, y0 + s
+        ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
+        if ix1 <= ix0 or iy1 <= iy0:  # the square misses the image entirely: nothing to show
+            continue
+        region = image.crop((ix0, iy0, ix1, iy1))
+        grey = np.asarray(region if region.mode == "L" else to_rgb(region).convert("L"))
+        if (ix0, iy0, ix1, iy1) != (x0, y0, x1, y1):
+            grey = np.pad(grey, ((iy0 - y0, y1 - iy1), (ix0 - x0, x1 - ix1)), mode="edge")
+        face = Image.fromarray(grey).resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        out[i] = np.asarray(face)
+    return out
+
+
+def _channels_last(net: torch.nn.Module) -> None:
+    # On this CPU build max-pooling an NCHW tensor is ~10× slower than channels-last (measured: 10.7 vs 1.1 ms
+    # for ONet's first pool), and MTCNN's nets are mostly pooling; the values are the same either way.
+    net.to(memory_format=torch.channels_last)
+    net.register_forward_pre_hook(lambda _mod, args: (args[0].contiguous(memory_format=torch.channels_last),))
+
+
+class FacePipeline:
+    """Detect, crop and classify every face of an image; the classifier can be swapped while serving."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        max_faces: int = 20,
+        detect_max_side: int = DETECT_MAX_SIDE,
+        min_face_size: int = MIN_FACE_SIZE,
+        thresholds: tuple[float, float, float] = THRESHOLDS,
+        factor: float = PYRAMID_FACTOR,
+        device: str | torch.device = "cpu",
+    ):
+        from facenet_pytorch import MTCNN  # imports torchvision; only the serving path pays for it
+
+        if max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1, got {max_faces}")
+        self.max_faces = max_faces
+        self.detect_max_side = detect_max_side
+        self.min_face_size = min_face_size
+        self.device = torch.device(device)
+        # Created once: building MTCNN loads three networks' weights from the wheel.
+        self.detector = MTCNN(
+            keep_all=True,
+            post_process=False,
+            min_face_size=min_face_size,
+            thresholds=list(thresholds),
+            factor=factor,
+            device=self.device,
+        ).eval()
+        for net in (self.detector.pnet, self.detector.rnet, self.detector.onet):
+            _channels_last(net)
+        self._model = None
+        self.set_model(model)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._model
+
+    def set_model(self, model: torch.nn.Module) -> None:
+        """Serve `model` from the next call on; a call already running finishes with the model it started with."""
+        model = model.to(self.device).eval()
+        self._model = model  # one reference assignment: atomic, so readers see the old or the new model
+
+    def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 4) float boxes in the image's pixels and (N,) face probabilities."""
+        image = to_rgb(image)
+        W, H = image.size
+        # Resized up as well as down: MTCNN's pyramid is relative to the image, so every input costs the same
+        # and the smallest face looked for is the same fraction of it; a 48×48 face photo is upscaled to be seen.
+        scale = self.detect_max_side / max(W, H)
+        dw, dh = max(1, round(W * scale)), max(1, round(H * scale))
+        if min(dw, dh) < self.min_face_size:  # too thin for a single pyramid level (MTCNN would crash)
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        if (dw, dh) == (W, H):
+            small = image
+        elif scale < 1:  # reducing_gap=1: a box-filter reduce() by the whole factor first, 10× cheaper than bilinear
+            small = image.resize((dw, dh), Image.Resampling.BILINEAR, reducing_gap=1.0)
+        else:
+            small = image.resize((dw, dh), Image.Resampling.BILINEAR)
+        with torch.no_grad():
+            boxes, probs = self.detector.detect(small)
+        if boxes is None:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        boxes = np.asarray(boxes, dtype=np.float32)[:, :4]
+        boxes[:, [0, 2]] *= W / dw
+        boxes[:, [1, 3]] *= H / dh
+        return boxes, np.asarray(probs, dtype=np.float32)
+
+    @torch.no_grad()
+    def classify(self, faces: np.ndarray, model: torch.nn.Module | None = None) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) probabilities, in one forward call."""
+        model = model if model is not None else self._model
+        if not len(faces):
+            return np.zeros((0, len(LABELS)), np.float32)
+        x = normalize(faces).to(self.device)
+        return torch.softmax(model(x).float(), dim=1).cpu().numpy()
+
+    def analyze(self, image: Image.Image) -> Analysis:
+        model = self._model  # read once: a set_model() during this call does not mix two models
+        image = to_rgb(image)
+        W, H = image.size
+        raw, scores = self.detect(image)
+        # Reported boxes are clipped to the image (MTCNN's may run past an edge); the crop uses the unclipped
+        # geometry MTCNN saw, since that is what the FER2013 framing was measured against.
+        boxes = raw.copy()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, W)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, H)
+        keep = ((boxes[:, 2] - boxes[:, 0]) >= 1) & ((boxes[:, 3] - boxes[:, 1]) >= 1)
+        raw, boxes, scores = raw[keep], boxes[keep], scores[keep]
+        total = len(boxes)
+        if total > self.max_faces:
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            keep = np.argsort(-area, kind="stable")[: self.max_faces]
+            raw, boxes, scores = raw[keep], boxes[keep], scores[keep]
+        order = np.lexsort((boxes[:, 1], boxes[:, 0]))  # numbered left to right, then top to bottom
+        raw, boxes, scores = raw[order], boxes[order], scores[order]
+        proba = self.classify(crop_faces(image, raw), model)
+        faces = []
+        for box, score, p in zip(boxes, scores, proba):
+            faces.append(
+                Face(
+                    box=[int(round(v)) for v in box],
+                    score=float(score),
+                    emotion=LABELS[int(p.argmax())],
+                    probabilities={lab: float(v) for lab, v in zip(LABELS, p)},
+                )
+            )
+        capped = total > self.max_faces
+        if not faces:
+            message = "no face found"
+        elif capped:
+            message = f"showing the {self.max_faces} largest of {total} faces"
+        else:
+            message = f"{total} face found" if total == 1 else f"{total} faces found"
+        return Analysis(faces=faces, width=W, height=H, capped=capped, total_found=total, message=message)
+
+
+@lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)  # Pillow's embedded font: no file, no download
+
+
+MIN_ANNOTATED_SIDE = 480  # smaller images are enlarged first, so the labels stay legible
+
+
+def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
+    """A copy with each face boxed and labelled "#1 happy 92%"; numbers follow `analysis.faces`.
+
+    Line width and font grow with the image. An image whose long side is under 480 px is enlarged by a whole
+    factor first (the boxes with it): a label drawn on a 48 px face photo could not be read otherwise.
+    """
+    im = to_rgb(image).copy()
+    k = max(1, math.ceil(MIN_ANNOTATED_SIDE / max(im.size)))
+    if k > 1:
+        im = im.resize((im.width * k, im.height * k), Image.Resampling.BICUBIC)
+    sx, sy = im.width / max(1, analysis.width), im.height / max(1, analysis.height)
+    W, H = im.size
+    size = max(14, round(max(W, H) / 45))
+    line = max(2, round(size / 8))
+    font = _font(size)
+    draw = ImageDraw.Draw(im)
+    for i, face in enumerate(analysis.faces, start=1):
+        colour = _COLOURS.get(face.emotion, (200, 30, 30))
+        x1, y1, x2, y2 = face.box
+        x1, x2, y1, y2 = x1 * sx, x2 * sx, y1 * sy, y2 * sy
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
+        p = face.probabilities.get(face.emotion, 0.0)
+        text = f"#{i} {face.emotion} {p:.0%}"
+        tl, tt, tr, tb = draw.textbbox((0, 0), text, font=font)
+        tw, th = tr - tl, tb - tt
+        pad = max(2, size // 6)
+        lw, lh = tw + 2 * pad, th + 2 * pad
+        lx = min(max(0.0, x1), max(0.0, W - lw))
+        ly = y1 - lh if y1 - lh >= 0 else min(y1 + line, max(0.0, H - lh))  # above the box, else just inside it
+        draw.rectangle([lx, ly, lx + lw, ly + lh], fill=colour)
+        draw.text((lx + pad - tl, ly + pad - tt), text, fill=(255, 255, 255), font=font)
+    return im

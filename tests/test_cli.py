@@ -1,0 +1,96 @@
+"""The command-line contract other tools rely on: `fer --help`, `fer evaluate --json`, a smoke training."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fer.model import create_model
+from fer.tracking import save_weights
+from fer.weights import bundled_card
+from tests.conftest import FER2013, fer_cli, need_shared, write_csv
+
+
+def test_help_lists_every_command():
+    out = fer_cli("--help").stdout
+    for command in ("train", "evaluate", "predict", "data", "bundle", "models"):
+        assert command in out
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_weights(create_model().eval(), tmp_path_factory.mktemp("w") / "w.pt")
+
+
+def check_contract(out: dict, n: int):
+    assert 0 <= out["accuracy"] <= 1 and out["n"] == n
+    assert out["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    cm = np.array(out["confusion_matrix"])
+    assert cm.shape == (7, 7) and cm.sum() == n
+    assert out["accuracy"] == pytest.approx(np.trace(cm) / n)
+    for i, label in enumerate(out["labels"]):
+        assert out["per_class"][label] == pytest.approx(cm[i, i] / cm[i].sum())
+
+
+def test_evaluate_json_on_folder_and_csv(tiny_folder, tmp_path, weights):
+    out = json.loads(fer_cli("evaluate", "--data", str(tiny_folder), "--model", str(weights), "--json").stdout)
+    check_contract(out, 8 * 7)
+    csv = write_csv(tmp_path / "fer.csv", n_train=3, n_test=2)
+    out = json.loads(fer_cli("evaluate", "--data", str(csv), "--model", str(weights), "--json", "--tta", "flip").stdout)
+    check_contract(out, 2 * 7)
+    assert out["tta"] == "flip"
+
+
+def test_evaluate_table_and_figure(tiny_folder, tmp_path, weights):
+    fig = tmp_path / "cm.png"
+    out = fer_cli("evaluate", "--data", str(tiny_folder), "--model", str(weights), "--figure", str(fig)).stdout
+    assert "overall" in out and "happy" in out and str(fig) in out
+    assert fig.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "nope.pt"], "not a file, 'bundled', or an MLflow URI"),
+        (["--split", "holdout"], "unknown split 'holdout'"),
+        (["--split", "private"], "no PrivateTest images"),
+    ],
+)
+def test_evaluate_errors_are_one_line(tiny_folder, weights, args, message):
+    base = ["--model", str(weights)] if "--model" not in args else []
+    proc = fer_cli("evaluate", "--data", str(tiny_folder), *base, *args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bundled_model_card_is_honest():
+    need_shared()
+    card = bundled_card()
+    out = json.loads(fer_cli("evaluate", "--data", str(FER2013), "--model", "bundled", "--json").stdout)
+    assert out["n"] == card["publictest"]["n"] == 3589
+    assert out["accuracy"] == pytest.approx(card["publictest"]["accuracy"], abs=1e-4)
+    assert out["confusion_matrix"] == card["publictest"]["confusion_matrix"]
+
+
+def test_smoke_training_on_real_data(tmp_path, mlflow_store):
+    need_shared()
+    out = tmp_path / "smoke"
+    fer_cli(
+        "train",
+        "--data",
+        str(FER2013),
+        "--out",
+        str(out),
+        "--train-limit",
+        "1500",
+        "--epochs",
+        "2",
+        "--progress",
+        "false",
+        "--register",
+        "false",
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["split"] == "PublicTest" and report["n"] == 3589
+    assert report["accuracy"] > 1 / 7  # better than chance after two short epochs
+    card = json.loads((out / "card.json").read_text())
+    assert card["epochs_run"] == 2 and card["params"] == 56_951

@@ -1,0 +1,354 @@
+"""The face pipeline of the demo and `fer predict`: reading what users send, detecting, cropping, classifying.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q tests/test_faces.py
+
+Needs ../shared/data/photos for the tests on real photos (skipped, with the reason, without it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFile, ImageOps
+
+import fer.faces
+import fer.preprocess
+from fer import LABELS
+from fer.faces import (
+    FER_BOX_DX,
+    FER_BOX_DY,
+    FER_BOX_HEIGHT,
+    FER_BOX_WIDTH,
+    FacePipeline,
+    annotate,
+    crop_box,
+    crop_faces,
+)
+from fer.images import ImageError, read_image
+from fer.model import create_model
+from tests.conftest import PHOTOS, fer_cli, need_shared
+
+
+class CountingModel(torch.nn.Module):
+    """The classifier, counting its forward calls and the batch sizes it saw."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.batches: list[int] = []
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        return self.inner(x)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> FacePipeline:
+    torch.manual_seed(0)
+    return FacePipeline(create_model().eval())
+
+
+def photo(name: str) -> Image.Image:
+    return read_image(need_shared(PHOTOS) / name)
+
+
+def group_frame() -> Image.Image:
+    """1280×720, four faces: head-and-shoulders tiles of astronaut and camera and their mirror images."""
+    a = photo("astronaut.png").crop((96, 0, 352, 256)).resize((300, 300), Image.Resampling.BICUBIC)
+    c = photo("camera.png").crop((120, 60, 330, 270)).resize((300, 300), Image.Resampling.BICUBIC)
+    frame = Image.new("RGB", (1280, 720), (90, 90, 90))
+    for i, tile in enumerate((a, c, ImageOps.mirror(a), ImageOps.mirror(c))):
+        frame.paste(tile, (20 + i * 315, 210))
+    return frame
+
+
+def check_face(face, width: int, height: int) -> None:
+    x1, y1, x2, y2 = face.box
+    assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    assert list(face.probabilities) == list(LABELS)
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert face.emotion == max(face.probabilities, key=face.probabilities.get)
+    assert 0 < face.score <= 1
+
+
+# --- the pipeline on real photos ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, n_faces", [("astronaut.png", 1), ("camera.png", 1), ("chelsea.png", 0), ("coffee.png", 0)]
+)
+def test_reference_photos(pipeline, name, n_faces):
+    image = photo(name)
+    analysis = pipeline.analyze(image)
+    assert len(analysis.faces) == analysis.total_found == n_faces
+    assert (analysis.width, analysis.height) == image.size and not analysis.capped
+    for face in analysis.faces:
+        check_face(face, *image.size)
+    if n_faces == 0:
+        assert analysis.message == "no face found"
+    d = analysis.to_dict()
+    assert set(d) == {"faces", "width", "height", "capped", "total_found", "message"}
+    for f in d["faces"]:
+        assert set(f) == {"box", "score", "emotion", "probabilities"}
+    json.dumps(d)  # plain types only
+
+
+def test_group_frame_one_batch_left_to_right(pipeline):
+    counting = CountingModel(pipeline.model)
+    pipeline.set_model(counting)
+    try:
+        analysis = pipeline.analyze(group_frame())
+    finally:
+        pipeline.set_model(counting.inner)
+    assert len(analysis.faces) >= 3
+    assert counting.batches == [len(analysis.faces)]  # every face of the image in ONE forward call
+    assert [f.box[0] for f in analysis.faces] == sorted(f.box[0] for f in analysis.faces)
+    for face in analysis.faces:
+        check_face(face, 1280, 720)
+    assert analysis.message == f"{len(analysis.faces)} faces found"
+
+
+def test_no_face_no_forward_call(pipeline):
+    counting = CountingModel(pipeline.model)
+    pipeline.set_model(counting)
+    try:
+        assert pipeline.analyze(photo("coffee.png")).faces == []
+    finally:
+        pipeline.set_model(counting.inner)
+    assert counting.batches == []
+
+
+def test_max_faces_keeps_the_largest():
+    frame = group_frame()
+    capped = FacePipeline(create_model().eval(), max_faces=2).analyze(frame)
+    assert capped.capped and capped.total_found >= 3 and len(capped.faces) == 2
+    assert capped.message == f"showing the 2 largest of {capped.total_found} faces"
+    everything = FacePipeline(create_model().eval(), max_faces=20).analyze(frame)
+    areas = sorted(((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in everything.faces), reverse=True)
+    assert sorted(((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in capped.faces), reverse=True) == areas[:2]
+
+
+def test_set_model_serves_the_new_model(pipeline):
+    old = pipeline.model
+    new = CountingModel(create_model().eval())
+    pipeline.set_model(new)
+    try:
+        assert pipeline.model is new
+        pipeline.analyze(photo("astronaut.png"))
+        assert new.batches == [1]
+    finally:
+        pipeline.set_model(old)
+
+
+def test_huge_image_detection_is_bounded(pipeline, tmp_path):
+    big = Image.new("RGB", (6000, 4000), (120, 120, 120))
+    big.paste(photo("astronaut.png").resize((3000, 3000), Image.Resampling.BILINEAR), (1500, 500))
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=80)
+    image = read_image(path)
+    assert image.size == (6000, 4000)
+    seen = []
+    detect = pipeline.detector.detect
+
+    def spy(img, *args, **kwargs):
+        seen.append(img.size)
+        return detect(img, *args, **kwargs)
+
+    pipeline.detector.detect = spy
+    try:
+        analysis = pipeline.analyze(image)
+    finally:
+        del pipeline.detector.detect
+    assert seen == [(pipeline.detect_max_side, pipeline.detect_max_side * 4000 // 6000)]
+    assert len(analysis.faces) == 1
+    x1, y1, x2, y2 = analysis.faces[0].box  # back in the original's pixels: astronaut's face is ~500 px wide there
+    assert 1500 < x1 < x2 < 4500 and 400 < x2 - x1 < 700
+
+
+def test_tiny_and_thin_images(pipeline):
+    for size in ((20, 20), (1, 1), (4000, 3)):
+        analysis = pipeline.analyze(Image.new("RGB", size, (200, 180, 160)))
+        assert analysis.faces == [] and analysis.message == "no face found"
+
+
+# --- the crop: FER2013's framing ---------------------------------------------------------------------------
+
+
+def test_crop_inverts_the_measured_framing():
+    # A box placed in a 192 px frame where the measured medians put MTCNN's box: the crop is that frame.
+    left, top, side = 100.0, 50.0, 192.0
+    w, h = FER_BOX_WIDTH * side, FER_BOX_HEIGHT * side
+    cx, cy = left + side / 2 + FER_BOX_DX * side, top + side / 2 + FER_BOX_DY * side
+    got = crop_box([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+    assert got == pytest.approx((left, top, side), abs=1e-6)
+
+
+def test_crop_faces_shapes_and_edges():
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    boxes = [[10, 10, 60, 70], [-30, -20, 40, 60], [130, 90, 190, 150]]  # inside, past the top-left, past bottom-right
+    crops = crop_faces(image, boxes)
+    assert crops.shape == (3, 48, 48) and crops.dtype == np.uint8
+    assert crops.std(axis=(1, 2)).min() > 0  # each crop holds image content, not padding alone
+    assert crop_faces(image, []).shape == (0, 48, 48)
+    assert fer.faces.normalize is fer.preprocess.normalize  # the one normalisation training uses
+
+
+def test_annotate_small_and_large(pipeline):
+    image = photo("astronaut.png")
+    analysis = pipeline.analyze(image)
+    out = annotate(image, analysis)
+    assert out.size == image.size and out.mode == "RGB"
+    assert np.abs(np.asarray(out, int) - np.asarray(image, int)).sum() > 0
+    small = image.resize((48, 48))
+    scaled = pipeline.analyze(small)
+    assert annotate(small, scaled).size == (480, 480)  # enlarged so the label can be read
+
+
+# --- reading what users send -------------------------------------------------------------------------------
+
+
+def encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def palette_with_transparency() -> Image.Image:
+    im = Image.new("P", (30, 20), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.paste(1, (0, 0, 15, 20))
+    im.info["transparency"] = 0
+    return im
+
+
+def gradient16() -> Image.Image:
+    return Image.fromarray(np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (16, 1)))
+
+
+ODD_INPUTS = {
+    "L": lambda: encode(Image.new("L", (30, 20), 77), "PNG"),
+    "1": lambda: encode(Image.new("1", (30, 20), 1), "PNG"),
+    "LA": lambda: encode(Image.new("LA", (30, 20), (50, 0)), "PNG"),
+    "RGBA": lambda: encode(Image.new("RGBA", (30, 20), (255, 0, 0, 0)), "PNG"),
+    "P": lambda: encode(Image.new("RGB", (30, 20), (10, 200, 30)).convert("P"), "GIF"),
+    "P+transparency": lambda: encode(palette_with_transparency(), "PNG"),
+    "I;16": lambda: encode(gradient16(), "PNG"),
+    "I": lambda: encode(Image.fromarray(np.arange(600, dtype=np.int32).reshape(20, 30) * 1000), "TIFF"),
+    "F": lambda: encode(Image.fromarray(np.linspace(-1, 1, 600, dtype=np.float32).reshape(20, 30)), "TIFF"),
+    "CMYK": lambda: encode(Image.new("CMYK", (30, 20), (0, 255, 255, 0)), "JPEG"),
+    "tiny": lambda: encode(Image.new("RGB", (20, 20), (1, 2, 3)), "PNG"),
+}
+
+
+@pytest.mark.parametrize("kind", list(ODD_INPUTS))
+def test_every_mode_becomes_rgb(kind):
+    data = ODD_INPUTS[kind]()
+    im = read_image(data)
+    assert im.mode == "RGB"
+    assert im.size == Image.open(io.BytesIO(data)).size
+    px = np.asarray(im, int)
+    if kind in ("RGBA", "LA"):
+        assert (px == 255).all()  # fully transparent: the white it is composited on
+    if kind == "P+transparency":
+        assert tuple(px[0, 0]) == (255, 0, 0) and tuple(px[0, -1]) == (255, 255, 255)
+    if kind == "CMYK":
+        assert tuple(px[0, 0]) == pytest.approx((255, 0, 0), abs=8)
+    if kind in ("I;16", "I", "F"):
+        grey = px[..., 0]
+        assert grey.min() == 0 and grey.max() == 255  # stretched, not clipped to white
+        assert 100 < np.median(grey) < 155
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    row = np.asarray(read_image(encode(gradient16(), "PNG")), int)[0, :, 0]
+    assert (np.diff(row) >= 0).all() and len(np.unique(row)) > 50  # a ramp, not a wall of 255
+
+
+def test_exif_orientation_is_applied():
+    im = Image.new("RGB", (60, 40), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, 30, 40))  # left half red, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    out = read_image(encode(im, "JPEG", exif=exif.tobytes(), quality=95))
+    assert out.size == (40, 60)
+    top, bottom = np.asarray(out, int)[5, 20], np.asarray(out, int)[-5, 20]
+    assert top[0] > 200 and top[2] < 60  # the stored left half is on top once displayed
+    assert bottom[2] > 200 and bottom[0] < 60
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG file whose header declares width×height pixels (its pixel data is a few bytes)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def noisy_jpeg() -> bytes:
+    rng = np.random.default_rng(0)
+    return encode(Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)), "JPEG", quality=90)
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("empty.jpg", b"", "empty file"),
+        ("notes.txt", b"these are words, not pixels\n" * 20, "not an image"),
+        ("half.jpg", noisy_jpeg()[: len(noisy_jpeg()) // 2], "truncated or corrupt"),
+        ("bomb.png", png_declaring(30000, 30000), "decompression bomb"),
+        ("big.png", png_declaring(8000, 8000), "8000×8000 pixels"),
+    ],
+)
+def test_bad_files_say_what_is_wrong(tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ImageError) as e:
+        read_image(path)
+    text = str(e.value)
+    assert message in text and text.startswith(f"{name}: ")
+    assert str(tmp_path) not in text and "Traceback" not in text
+    assert len(data) < 50_000  # the bombs are rejected from their header: nothing was decoded
+
+
+def test_limits_and_missing_files(tmp_path):
+    with pytest.raises(ImageError, match="file too large"):
+        read_image(noisy_jpeg(), max_bytes=1000)
+    with pytest.raises(ImageError, match="too large: 200×200 pixels"):
+        read_image(noisy_jpeg(), max_pixels=10_000)
+    with pytest.raises(ImageError, match="^missing.png: no such file$"):
+        read_image(tmp_path / "missing.png")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # what makes truncated files fail instead of turning grey
+
+
+# --- the command line --------------------------------------------------------------------------------------
+
+
+def test_predict_json_good_and_bad(tmp_path):
+    from fer.tracking import save_weights
+
+    weights = save_weights(create_model().eval(), tmp_path / "w.pt")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    good = need_shared(PHOTOS) / "astronaut.png"
+    out_dir = tmp_path / "annotated"
+    proc = fer_cli(
+        "predict", str(good), str(bad), "--model", str(weights), "--json", "--annotate", str(out_dir), check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    results = json.loads(proc.stdout)  # stdout is the one JSON array, nothing else
+    assert [r["image"] for r in results] == [str(good), str(bad)]
+    assert results[0]["error"] is None and len(results[0]["faces"]) == 1
+    face = results[0]["faces"][0]
+    assert set(face) == {"box", "score", "emotion", "probabilities"} and list(face["probabilities"]) == list(LABELS)
+    assert results[1]["faces"] == [] and "not an image" in results[1]["error"]
+    assert Image.open(out_dir / "astronaut.png").size == (512, 512)
+    assert "Traceback" not in proc.stderr
