@@ -1,11 +1,14 @@
-"""Shared fixtures: tiny generated FER2013 data in both forms, a migrated MLflow store, the shared data."""
+"""Shared fixtures: tiny generated FER2013 data in both forms, MLflow stores (sqlite, a real server), shared data."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +94,61 @@ def mlflow_store(tmp_path, migrated_db, monkeypatch) -> str:
     yield uri
     mlflow.end_run()
     mlflow.set_tracking_uri(before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, migrated_db) -> str:
+    """A real `mlflow server` on 127.0.0.1 over a private sqlite store, artifacts proxied; yields its URL."""
+    shutil.copy(migrated_db, tmp_path / "server.db")
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    # MLflow 3's job runner (GenAI jobs, which nothing here uses) is a second process that triples start-up time
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((tmp_path / "server.log").read_text()[-3000:]) from None
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not come up in 90 s")
+    yield url
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,6 @@
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import mlflow
 import numpy as np
@@ -58,55 +53,6 @@ def test_training_logs_everything_to_sqlite(tiny_folder, tmp_path, mlflow_store)
     x, _ = synthetic_faces(3, seed=9)
     assert torch.allclose(predict_proba(served, x, channels_last=False), predict_proba(weights, x), atol=1e-4)
     assert card["publictest"]["accuracy"] == pytest.approx(json.loads((out / "report.json").read_text())["accuracy"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path, migrated_db):
-    import shutil
-
-    shutil.copy(migrated_db, tmp_path / "server.db")
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination",
-        str(tmp_path / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp_path / "server.log").read_text()[-3000:]) from None
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("mlflow server did not come up in 90 s")
-    yield url
-    os.killpg(proc.pid, 15)
-    proc.wait(timeout=30)
 
 
 @pytest.mark.slow
