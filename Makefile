@@ -23,12 +23,12 @@ demo: setup
 
 test: setup
 	bash scripts/system-deps.sh
-	$(BIN)/ruff check fer registry demo tests benchmarks
+	$(BIN)/ruff check fer registry demo tests benchmarks app.py
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check fer registry demo tests benchmarks
-	$(BIN)/ruff format --check fer registry demo tests benchmarks
+	$(BIN)/ruff check fer registry demo tests benchmarks app.py
+	$(BIN)/ruff format --check fer registry demo tests benchmarks app.py
 
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py

@@ -1,0 +1,283 @@
+"""The Gradio demo: photos, webcam snapshots and a live webcam stream, served from the Model Registry.
+
+    python -m demo                                  # builds the ModelServer and launches this UI
+    python -c "from demo.app import build_app; help(build_app)"
+
+The UI is built by `build_app(server)` so tests can `launch(prevent_thread_lock=True)`
+and drive it with `gradio_client.Client`. Endpoints for API users:
+
+- `/predict`: one image file -> `{"image": name, "faces": [...], "error": null | message}`,
+  the object `python -m fer predict IMAGE --json` prints for one image;
+- `/status`: what serves (registered name, version, alias, PublicTest accuracy, tracking URI).
+
+Uploads are taken as file paths and decoded here with `fer.images.read_image`, so a
+corrupt, empty, truncated, oversized or decompression-bomb file gets a message
+that says what is wrong with it instead of failing inside Gradio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from demo.serving import ModelServer
+from fer import LABELS
+
+log = logging.getLogger("demo")
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+EXAMPLES = [EXAMPLES_DIR / "astronaut.png", EXAMPLES_DIR / "camera.png"]
+COLUMNS = ["#", "emotion", "face score", *LABELS]
+
+STATUS_EVERY_S = 3.0  # how often an open page refreshes the model panel
+LIVE_STREAM_EVERY_S = 0.3  # one webcam frame every 0.3 s: ~3 frames/s that a CPU keeps up with
+LIVE_TIME_LIMIT_S = 120  # a stream stops after two minutes; pressing record again restarts it
+LIVE_MAX_SIDE = 640  # webcam frames are shrunk to this before detection
+SHOWN_MAX_SIDE = 1280  # annotated photos are shrunk to this for the page
+
+
+def default_concurrency() -> int:
+    """Requests analysed at once: one per core (torch also uses threads inside each), at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# -- turning an upload into a result (no Gradio here, so tests and benchmarks can call them)
+
+
+def display_name(path: str | os.PathLike | None) -> str:
+    """The name the user gave the file: Gradio keeps it as the last part of its temporary path."""
+    return Path(path).name if path else ""
+
+
+def _clean(message: str, path: str | os.PathLike | None) -> str:
+    """A message about the user's file, without the server-side folder it was stored in."""
+    if path:
+        p = Path(path)
+        message = message.replace(str(p), p.name).replace(str(p.parent) + os.sep, "")
+    return message
+
+
+def load_upload(server: ModelServer, path: str | os.PathLike | None) -> Image.Image:
+    """Decode an uploaded file with the product's one image reader; ImageError says what is wrong."""
+    from fer.images import ImageError, read_image
+
+    if not path:
+        raise ImageError("no image was given: upload a photo (JPEG, PNG, WebP, ...)")
+    if not Path(path).is_file():
+        raise ImageError("the upload did not arrive; please upload the photo again")
+    try:
+        return read_image(
+            path, max_bytes=server.max_image_bytes, max_pixels=server.max_image_pixels, name=display_name(path)
+        )
+    except ImageError as e:
+        raise ImageError(_clean(str(e), path)) from None
+
+
+def analyze_upload(server: ModelServer, path):
+    """(image, Analysis, error message or None) for one uploaded file; never raises for bad input."""
+    from fer.images import ImageError
+
+    try:
+        image = load_upload(server, path)
+        return image, server.analyze(image), None
+    except ImageError as e:
+        return None, None, str(e)
+    except Exception:  # noqa: BLE001 - a bug must not show a traceback to the user; the log has it
+        log.exception("analysis of %s failed", display_name(path))
+        return None, None, "this image could not be analysed because of an error on the server; it has been logged"
+
+
+def predict(server: ModelServer, path) -> dict:
+    """The `/predict` result for one file: the per-image object of `fer predict --json`."""
+    _, analysis, error = analyze_upload(server, path)
+    faces = [f.to_dict() for f in analysis.faces] if analysis is not None else []
+    return {"image": display_name(path), "faces": faces, "error": error}
+
+
+def face_rows(analysis) -> pd.DataFrame:
+    rows = [
+        [i, f.emotion, round(float(f.score), 3), *(round(float(f.probabilities.get(k, 0.0)), 3) for k in LABELS)]
+        for i, f in enumerate(analysis.faces, 1)
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _shrink(image: Image.Image, side: int) -> Image.Image:
+    if max(image.size) > side:
+        image = image.copy()
+        image.thumbnail((side, side))
+    return image
+
+
+def summary_message(analysis, name: str) -> str:
+    return f"**{name or 'photo'}**: {analysis.message}"  # "no face found", "2 faces found", "showing the 20 largest..."
+
+
+# -- the UI
+
+
+def build_app(
+    server: ModelServer, *, concurrency: int | None = None, status_every: float = STATUS_EVERY_S
+) -> gr.Blocks:
+    """The demo's Blocks around a started `ModelServer`; call `launch(app, server, ...)` to serve it."""
+    from fer.faces import annotate
+
+    empty_table = pd.DataFrame([], columns=COLUMNS)
+
+    def show(path):
+        image, analysis, error = analyze_upload(server, path)
+        name = display_name(path)
+        result = {"image": name, "faces": [], "error": error}
+        if error is not None:
+            if path:  # clearing the file input is not an error
+                gr.Warning(error)
+                message = f"⚠️ {error}"  # read_image's messages start with the file's name
+            else:
+                message, result = "", None
+            return None, empty_table, gr.Label(value=None, label="Probabilities of face #1"), message, result, []
+        result["faces"] = [f.to_dict() for f in analysis.faces]
+        probs = [dict(f.probabilities) for f in analysis.faces]
+        shown = _shrink(annotate(image, analysis), SHOWN_MAX_SIDE)
+        label = gr.Label(value=probs[0] if probs else None, label="Probabilities of face #1")  # undo a selection
+        return shown, face_rows(analysis), label, summary_message(analysis, name), result, probs
+
+    def select_face(probs: list[dict], evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if probs and isinstance(row, int) and 0 <= row < len(probs):
+            return gr.Label(value=probs[row], label=f"Probabilities of face #{row + 1}")
+        return gr.Label()
+
+    def live(frame: np.ndarray | None):
+        if frame is None:
+            return None, None
+        try:
+            image = _shrink(Image.fromarray(frame).convert("RGB"), LIVE_MAX_SIDE)
+            analysis = server.analyze(image)
+        except Exception:  # noqa: BLE001 - one bad frame must not end the stream
+            log.exception("live frame failed")
+            return None, None
+        largest = max(analysis.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
+        return annotate(image, analysis), (dict(largest.probabilities) if largest else None)
+
+    def status() -> dict:
+        """What serves: registered name, version, alias or stage, PublicTest accuracy, tracking URI."""
+        return server.status()
+
+    with gr.Blocks(title="Facial emotion recognition") as app:
+        gr.Markdown(
+            "# Facial emotion recognition\n"
+            "A Mini-Xception trained on FER2013 reads the emotion of every face it finds: "
+            + ", ".join(LABELS)
+            + ". The model is the `production` version in the MLflow Model Registry and changes here "
+            "within seconds when the alias moves."
+        )
+        info = gr.Markdown(server.status_markdown(), elem_id="model-info")
+
+        with gr.Tabs():
+            with gr.Tab("Photo", id="photo"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        photo = gr.File(label="Photo (JPEG, PNG, WebP, ...)", type="filepath", elem_id="photo-file")
+                        snapshot = gr.Image(
+                            label="... or a webcam snapshot",
+                            sources=["webcam"],
+                            type="filepath",
+                            elem_id="snapshot",
+                        )
+                        gr.Examples(
+                            examples=[[str(p)] for p in EXAMPLES if p.exists()],
+                            inputs=[photo],
+                            label="Examples (public domain / CC0, see demo/examples/LICENSES.md)",
+                        )
+                    with gr.Column(scale=2):
+                        annotated = gr.Image(
+                            label="Faces found", type="pil", format="png", interactive=False, elem_id="faces-found"
+                        )
+                        message = gr.Markdown(elem_id="photo-message")
+                        table = gr.Dataframe(
+                            value=empty_table,
+                            headers=COLUMNS,
+                            label="One row per face (select a row to see its probabilities)",
+                            interactive=False,
+                            elem_id="faces-table",
+                        )
+                        probabilities = gr.Label(num_top_classes=len(LABELS), label="Probabilities of face #1")
+                with gr.Accordion("Result as JSON (what the /predict API returns)", open=False):
+                    result = gr.JSON(label="/predict")
+                face_probs = gr.State([])
+                photo_outputs = [annotated, table, probabilities, message, result, face_probs]
+                photo.change(show, [photo], photo_outputs, api_visibility="private")
+                snapshot.change(show, [snapshot], photo_outputs, api_visibility="private")
+                table.select(select_face, [face_probs], [probabilities], api_visibility="private", queue=False)
+
+                # The API endpoint: the visible upload as input, the JSON panel as output.
+                api_button = gr.Button(visible=False)
+                api_button.click(
+                    lambda path: predict(server, path),
+                    [photo],
+                    [result],
+                    api_name="predict",
+                    api_description="One image file -> {image, faces: [{box, score, emotion, probabilities}], error}",
+                )
+
+            with gr.Tab("Live", id="live"):
+                gr.Markdown(
+                    "Start the webcam: every frame gets its faces boxed with their top emotion; "
+                    f"the largest face's probabilities are on the right. Streams stop after {LIVE_TIME_LIMIT_S} s."
+                )
+                with gr.Row():
+                    camera = gr.Image(
+                        sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-camera"
+                    )
+                    live_view = gr.Image(label="Faces", type="pil", interactive=False, elem_id="live-view")
+                    live_probs = gr.Label(num_top_classes=len(LABELS), label="Largest face", elem_id="live-probs")
+                camera.stream(
+                    live,
+                    [camera],
+                    [live_view, live_probs],
+                    stream_every=LIVE_STREAM_EVERY_S,
+                    time_limit=LIVE_TIME_LIMIT_S,
+                    concurrency_limit=2,
+                    concurrency_id="live",
+                    show_progress="hidden",
+                    api_visibility="private",
+                )
+
+        timer = gr.Timer(status_every)
+        for trigger in (timer.tick, app.load):
+            trigger(
+                server.status_markdown,
+                None,
+                [info],
+                api_visibility="private",
+                show_progress="hidden",
+                concurrency_limit=None,
+                concurrency_id="status",
+            )
+        gr.api(status, api_name="status", concurrency_limit=None, concurrency_id="status")
+
+    app.queue(default_concurrency_limit=concurrency or default_concurrency(), max_size=256)
+    return app
+
+
+def launch_options(server: ModelServer) -> dict:
+    """Everything `Blocks.launch` needs besides host and port (Gradio 6: theme and css go here)."""
+    return {
+        # twice the reader's limit: files in between reach read_image and get its message
+        "max_file_size": 2 * server.max_image_bytes,
+        "allowed_paths": [str(EXAMPLES_DIR)],
+        "theme": gr.themes.Soft(),
+        "css": "#model-info { font-size: 0.95em; }",
+        "footer_links": ["api", "gradio"],
+    }
+
+
+def launch(app: gr.Blocks, server: ModelServer, host: str, port: int, **kwargs):
+    """Serve `app` on host:port; kwargs go to `Blocks.launch` (e.g. prevent_thread_lock=True)."""
+    return app.launch(server_name=host, server_port=port, **{**launch_options(server), **kwargs})

@@ -1,0 +1,281 @@
+"""The demo and the MLflow UI in a real browser: Debian's chromium, headless, driven by Playwright.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q tests/test_browser.py
+
+Uses /usr/bin/chromium (scripts/system-deps.sh installs it; `make test` runs that), never a browser
+Playwright downloads. Everything listens on 127.0.0.1; screenshots of each step go to the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PHOTOS, ROOT, free_port, need_shared
+from tests.test_demo import launched, start_server, store_templates, use_template
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+STEP_TIMEOUT_MS = 90_000  # one UI step on a busy 2-core machine; a bound, not a speed claim
+
+
+CAMERA_PLAYING = "(document.querySelector('%s video') || {}).readyState >= 2"  # HAVE_CURRENT_DATA
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # no device, no prompt
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (bash scripts/system-deps.sh, run by make test)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def demo_v1(tmp_path_factory, migrated_db):
+    """The demo, in this process, over a private store holding version 1 (production); yields its URL."""
+    d = tmp_path_factory.mktemp("browser-demo")
+    shutil.copy(store_templates(tmp_path_factory, migrated_db)["v1"], d / "mlflow.db")
+    with launched(start_server(f"sqlite:///{d / 'mlflow.db'}", d, poll_seconds=0)) as url:
+        yield url
+
+
+@pytest.fixture
+def store_v2(mlflow_store, tmp_path_factory, migrated_db) -> str:
+    return use_template("v2", mlflow_store, tmp_path_factory, migrated_db)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def expect(locator):
+    from playwright.sync_api import expect as pw_expect
+
+    pw_expect.set_options(timeout=STEP_TIMEOUT_MS)  # its own default is 5 s, short for a busy machine
+    return pw_expect(locator)
+
+
+@contextmanager
+def spawned(cmd: list[str], log: Path, cwd: Path, env: dict):
+    """Run cmd in a process group of its own; stop the whole group (servers fork workers) afterwards."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
+def wait_until_up(proc: subprocess.Popen, url: str, log: Path, within_s: float = 240) -> None:
+    deadline = time.time() + within_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"{url}: the server exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+                ) from None
+            if time.time() > deadline:
+                raise AssertionError(f"{url} did not answer in {within_s:.0f} s:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.5)
+
+
+def faces_table_rows(page) -> list[list[str]]:
+    rows = page.locator("#faces-table [role=row][data-index]")
+    return [[c.inner_text().strip() for c in rows.nth(i).locator("[role=gridcell]").all()] for i in range(rows.count())]
+
+
+def two_faces():
+    """The astronaut's and the cameraman's faces side by side: 256-px squares around each, 512×256 in all.
+
+    Cropped, because the detector looks for faces of at least ~7.5% of the image's long side, which two
+    whole 512-px photos side by side would not leave the cameraman's face.
+    """
+    from PIL import Image
+
+    pair = Image.new("RGB", (512, 256), "white")
+    pair.paste(Image.open(PHOTOS / "astronaut.png").convert("RGB").crop((96, 0, 352, 256)), (0, 0))
+    pair.paste(Image.open(PHOTOS / "camera.png").convert("RGB").crop((80, 0, 336, 256)), (256, 0))
+    return pair
+
+
+def test_upload_a_photo_and_read_the_faces_table(page, demo_v1, tmp_path):
+    from fer import LABELS
+
+    photo = need_shared(PHOTOS) / "astronaut.png"
+    page.goto(demo_v1)
+    expect(page.locator("#model-info")).to_contain_text("fer-emotion version 1")
+
+    page.locator("#photo-file input[type=file]").set_input_files(str(photo))
+    expect(page.locator("#photo-message")).to_contain_text("astronaut.png: 1 face found")
+    expect(page.locator("#faces-table [role=row][data-index]").first).to_be_visible()
+    page.screenshot(path=tmp_path / "photo.png", full_page=True)
+    rows = faces_table_rows(page)
+    assert len(rows) >= 1, rows
+    number, emotion, score, *probabilities = rows[0]
+    assert number == "1" and emotion in LABELS and len(probabilities) == len(LABELS), rows
+    assert sum(float(p) for p in probabilities) == pytest.approx(1.0, abs=0.01)  # rounded to 3 decimals
+    expect(page.locator("#faces-found img")).to_be_visible()  # the annotated photo
+
+    # two faces: two rows; selecting the second row shows that face's probabilities
+    pair = tmp_path / "pair.png"
+    two_faces().save(pair)
+    page.goto(demo_v1)
+    page.locator("#photo-file input[type=file]").set_input_files(str(pair))
+    expect(page.locator("#photo-message")).to_contain_text("pair.png: 2 faces found")
+    rows = faces_table_rows(page)
+    assert [r[0] for r in rows] == ["1", "2"] and all(r[1] in LABELS for r in rows), rows
+    page.locator("#faces-table [data-testid='cell-1-1']").click()
+    expect(page.get_by_text("Probabilities of face #2")).to_be_visible()
+    page.screenshot(path=tmp_path / "two-faces.png", full_page=True)
+
+    # a file that is not an image: a message on the page, not a traceback or a server path
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are not pixels\n")
+    page.goto(demo_v1)
+    page.locator("#photo-file input[type=file]").set_input_files(str(notes))
+    message = page.locator("#photo-message")
+    expect(message).to_contain_text("notes.txt: not an image")
+    page.screenshot(path=tmp_path / "not-an-image.png", full_page=True)
+    assert "/tmp" not in message.inner_text() and "Traceback" not in page.content()
+    assert faces_table_rows(page) == []
+
+
+def write_y4m(photo: Path, out: Path) -> Path:
+    """One-frame YUV4MPEG2 video of `photo` (I420, BT.601 full range): what Chromium's fake camera plays, looped."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(photo).convert("RGB").resize((512, 512)), dtype=np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    half = [p.reshape(256, 2, 256, 2).mean(axis=(1, 3)) for p in (u, v)]
+    planes = [np.clip(p.round(), 0, 255).astype(np.uint8).tobytes() for p in (y, *half)]
+    out.write_bytes(b"YUV4MPEG2 W512 H512 F10:1 Ip A1:1 C420jpeg\nFRAME\n" + b"".join(planes))
+    return out
+
+
+def test_webcam_snapshot_and_live_stream(playwright, demo_v1, tmp_path):
+    """Chromium's fake camera, playing the astronaut photo, feeds the snapshot and the live stream."""
+    from fer import LABELS
+
+    video = write_y4m(need_shared(PHOTOS) / "astronaut.png", tmp_path / "astronaut.y4m")
+    args = [*CHROMIUM_ARGS, *FAKE_CAMERA, f"--use-file-for-fake-video-capture={video}"]
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+    try:
+        page = b.new_context(viewport={"width": 1400, "height": 1100}, permissions=["camera"]).new_page()
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        page.goto(demo_v1)
+        page.locator("#snapshot").get_by_text("Click to Access Webcam").click()
+        page.wait_for_function(CAMERA_PLAYING % "#snapshot")  # a capture before the first frame is empty
+        page.locator("#snapshot button[aria-label='capture photo']").click()
+        expect(page.locator("#photo-message")).to_contain_text("1 face found")
+        assert faces_table_rows(page)[0][1] in LABELS
+
+        page.get_by_role("tab", name="Live").click()
+        page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
+        page.wait_for_function(CAMERA_PLAYING % "#live-camera")
+        page.locator("#live-camera button:visible", has_text="Record").click()
+        expect(page.locator("#live-view img")).to_be_visible()  # frames come back, boxes drawn on them
+        probs = page.locator("#live-probs")
+        expect(probs).to_contain_text("%")  # the largest face's probabilities, beside the frames
+        page.screenshot(path=tmp_path / "live.png")
+        assert any(label in probs.inner_text() for label in LABELS)
+        page.locator("#live-camera button:visible", has_text="Stop").click()
+    finally:
+        b.close()
+
+
+def set_alias_in_mlflow_ui(page, ui_url: str, version: int, alias: str, shots: Path) -> None:
+    """MLflow 3.17's model version page: "Aliases: Add" opens a dialog with a tags box and "Save aliases"."""
+    page.goto(f"{ui_url}/#/models/fer-emotion/versions/{version}")
+    expect(page.get_by_text("Aliases:")).to_be_visible()
+    page.screenshot(path=shots / "mlflow-version-page.png")
+    page.get_by_role("button", name="Add", exact=True).first.click()  # the first "Add" is the aliases' one
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"alias for model version {version}")
+    box = dialog.get_by_role("combobox")
+    box.fill(alias)
+    box.press("Enter")
+    expect(dialog).to_contain_text(f'"{alias}" alias is also being used on version')  # MLflow warns it moves
+    page.screenshot(path=shots / "mlflow-alias-dialog.png")
+    dialog.locator('[data-component-id="mlflow.edit-aliases-modal.save-button"]').click()
+    expect(dialog).to_be_hidden()
+    page.screenshot(path=shots / "mlflow-alias-saved.png")
+
+
+def test_alias_moved_in_mlflow_ui_reaches_the_demo_page(page, store_v2, tmp_path):
+    """Two real processes: `python -m registry ui` and `python -m demo` (poll 1 s), both on the same store."""
+    from registry import Registry
+
+    assert Registry(store_v2).resolve().version == 1
+    ui_port, demo_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MLFLOW_TRACKING_URI": store_v2,
+        "FER_POLL_SECONDS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "OMP_NUM_THREADS": "1",
+    }
+    ui_cmd = [sys.executable, "-m", "registry", "ui", "--port", str(ui_port)]
+    demo_cmd = [sys.executable, "-m", "demo", "--host", "127.0.0.1", "--port", str(demo_port)]
+    ui_url, demo_url = f"http://127.0.0.1:{ui_port}", f"http://127.0.0.1:{demo_port}"
+    ui_log, demo_log = tmp_path / "mlflow-ui.log", tmp_path / "demo.log"
+    with spawned(ui_cmd, ui_log, tmp_path, env) as ui, spawned(demo_cmd, demo_log, tmp_path, env) as demo:
+        wait_until_up(ui, ui_url, ui_log)  # both start at once: each spends most of its start importing
+        wait_until_up(demo, demo_url, demo_log)
+        page.goto(demo_url)
+        info = page.locator("#model-info")
+        expect(info).to_contain_text("fer-emotion version 1 (alias production)")
+        page.screenshot(path=tmp_path / "demo-before.png")
+
+        mlflow_page = page.context.new_page()
+        set_alias_in_mlflow_ui(mlflow_page, ui_url, version=2, alias="production", shots=tmp_path)
+        assert Registry(store_v2).resolve().version == 2
+
+        page.bring_to_front()  # the open demo page refreshes its model panel by itself
+        expect(info).to_contain_text("fer-emotion version 2 (alias production)")
+        expect(info).to_contain_text("PublicTest accuracy: 50.00%")
+        page.screenshot(path=tmp_path / "demo-after.png")

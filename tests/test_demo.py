@@ -1,0 +1,383 @@
+"""The Gradio demo, launched for real on 127.0.0.1 and driven with gradio_client.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q tests/test_demo.py
+
+Every server here uses a private sqlite store (the bundled model becomes version 1
+in production), listens on a free loopback port and is closed by its fixture.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # loopback only: no usage pings from the tests
+
+from tests.conftest import PHOTOS, free_port, need_shared  # noqa: E402
+
+pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+SMALL_LIMIT = 2_000_000  # the module server's upload limit, so "too big" costs megabytes, not tens of them
+
+
+@contextmanager
+def launched(server, **build_kwargs):
+    """Build the demo around a started ModelServer, serve it on a free loopback port, yield its URL."""
+    from demo.app import build_app, launch
+
+    app = build_app(server, **build_kwargs)
+    port = free_port()
+    launch(app, server, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+        server.close()
+
+
+@contextmanager
+def in_dir(path: Path):
+    """MLflow puts a new store's artifacts under the working directory of the process that opens it."""
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def start_server(uri: str, where: Path, **kwargs):
+    from demo.serving import ModelServer
+    from registry import Registry
+
+    with in_dir(where):
+        return ModelServer(Registry(uri), **kwargs).start()
+
+
+TEST_EXPERIMENT = "demo-tests"
+
+
+def register_version(seed: int, accuracy: float) -> int:
+    """Another Mini-Xception (other random weights) logged in the current store and registered as the next version."""
+    import mlflow
+    import torch
+
+    from fer import REGISTERED_MODEL
+    from fer.model import create_model
+    from fer.tracking import log_model
+
+    torch.manual_seed(seed)
+    model = create_model("mini_xception").eval()
+    experiment = mlflow.get_experiment_by_name(TEST_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=f"test-seed-{seed}"):
+        result = log_model(model, registered_name=REGISTERED_MODEL, card={"publictest": {"accuracy": accuracy}})
+    return int(result["registered_version"])
+
+
+def store_templates(tmp_path_factory, migrated_db: Path) -> dict[str, Path]:
+    """Two sqlite stores built once per session, copied by tests: logging a model costs seconds each time.
+
+    "v1": the bundled model bootstrapped as version 1 with the alias production;
+    "v2": the same plus version 2 (random weights, PublicTest accuracy tag 0.5), not promoted.
+    Their artifacts stay in this folder; the copies only read them (or add runs of their own).
+    """
+    import mlflow
+
+    from registry import Registry
+
+    root = tmp_path_factory.getbasetemp() / "demo-store-templates"
+    paths = {"v1": root / "v1.db", "v2": root / "v2.db"}
+    if (root / "done").exists():  # test_demo and test_browser share them
+        return paths
+    root.mkdir(exist_ok=True)
+    shutil.copy(migrated_db, paths["v1"])
+    uri = f"sqlite:///{paths['v1']}"
+    with in_dir(root):
+        mlflow.MlflowClient(uri).create_experiment(TEST_EXPERIMENT, artifact_location=str(root / "artifacts"))
+        Registry(uri).bootstrap()
+    shutil.copy(paths["v1"], paths["v2"])
+    before = mlflow.get_tracking_uri()
+    with pytest.MonkeyPatch.context() as mp:  # mlflow.set_tracking_uri writes the variable too; put it back
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{paths['v2']}")
+        mlflow.set_tracking_uri(f"sqlite:///{paths['v2']}")
+        try:
+            assert register_version(seed=1, accuracy=0.5) == 2
+        finally:
+            mlflow.set_tracking_uri(before)
+    (root / "done").touch()
+    return paths
+
+
+def use_template(which: str, mlflow_store: str, tmp_path_factory, migrated_db: Path) -> str:
+    """Fill the test's private store (the conftest's mlflow_store) with template `which`; returns its URI."""
+    shutil.copy(store_templates(tmp_path_factory, migrated_db)[which], mlflow_store[len("sqlite:///") :])
+    return mlflow_store
+
+
+@pytest.fixture
+def store_v1(mlflow_store, tmp_path_factory, migrated_db) -> str:
+    """A private store holding version 1 (the bundled model, production)."""
+    return use_template("v1", mlflow_store, tmp_path_factory, migrated_db)
+
+
+@pytest.fixture
+def store_v2(mlflow_store, tmp_path_factory, migrated_db) -> str:
+    """A private store holding version 1 (production) and version 2."""
+    return use_template("v2", mlflow_store, tmp_path_factory, migrated_db)
+
+
+def png_bytes(size=(64, 64), mode="RGB") -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# -- one server for the module: a photo, then every kind of bad input
+
+
+@pytest.fixture(scope="module")
+def demo_url(migrated_db, tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo-store")
+    shutil.copy(store_templates(tmp_path_factory, migrated_db)["v1"], d / "mlflow.db")
+    server = start_server(f"sqlite:///{d / 'mlflow.db'}", d, poll_seconds=0, max_image_bytes=SMALL_LIMIT)
+    with launched(server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(demo_url):
+    return Client(demo_url, verbose=False)
+
+
+def test_api_lists_predict_and_status(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/predict", "/status"} <= set(endpoints)
+
+
+def test_predict_photo(client):
+    from fer import LABELS
+
+    photo = need_shared(PHOTOS) / "astronaut.png"
+    out = client.predict(handle_file(str(photo)), api_name="/predict")
+    assert out["error"] is None
+    assert out["image"] == "astronaut.png"
+    assert len(out["faces"]) == 1
+    face = out["faces"][0]
+    assert set(face["probabilities"]) == set(LABELS)
+    assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
+    x0, y0, x1, y1 = face["box"]
+    assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
+
+
+def test_status_reports_the_bootstrapped_version(client):
+    s = client.predict(api_name="/status")
+    assert (s["source"], s["name"], s["version"], s["via"]) == ("registry", "fer-emotion", 1, "alias production")
+    assert s["tracking_uri"].startswith("sqlite:///")
+    assert 0 < s["publictest_accuracy"] < 1  # the bundled model's card, carried as a version tag
+
+
+def _truncated_photo() -> bytes:
+    data = (need_shared(PHOTOS) / "astronaut.png").read_bytes()
+    return data[: len(data) // 3]
+
+
+def _bomb() -> bytes:
+    """A few kilobytes that decode to 192 million pixels (over PIL's own bomb limit, too)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (16000, 12000)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# name, content, a word the message must hold: what a user might send instead of a photo
+BAD_INPUTS = [
+    ("empty.png", lambda: b"", "empty"),
+    ("notes.txt", lambda: b"these are not pixels\n" * 10, "not an image"),
+    ("fake.jpg", lambda: b"\xff\xd8\xff\xe0" + os.urandom(2000), "corrupt"),  # a JPEG signature, then noise
+    ("truncated.png", _truncated_photo, "truncated"),
+    ("too-big.png", lambda: png_bytes() + os.urandom(SMALL_LIMIT + 100_000), "too large"),  # over the reader's limit
+    ("bomb.png", _bomb, "megapixels"),
+]
+
+
+@pytest.mark.parametrize("name, content, says", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path, name, content, says):
+    path = tmp_path / name
+    path.write_bytes(content())
+    out = client.predict(handle_file(str(path)), api_name="/predict")
+    assert out["image"] == name
+    assert out["faces"] == []
+    assert isinstance(out["error"], str) and says in out["error"], out
+    assert "Traceback" not in out["error"] and str(tmp_path) not in out["error"], out["error"]
+    assert "/tmp/" not in out["error"] and "gradio" not in out["error"].lower(), out["error"]
+    # the same server still analyses a good image (a blank one: no face, no error)
+    (tmp_path / "blank.png").write_bytes(png_bytes())
+    ok = client.predict(handle_file(str(tmp_path / "blank.png")), api_name="/predict")
+    assert ok == {"image": "blank.png", "faces": [], "error": None}
+
+
+def test_upload_over_gradios_limit_is_refused_and_the_server_keeps_serving(client, tmp_path):
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_bytes() + os.urandom(2 * SMALL_LIMIT + 100_000))  # launch(max_file_size=2 x the limit)
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(huge)), api_name="/predict")
+    assert "size" in str(info.value).lower() or "413" in str(info.value)
+    assert client.predict(api_name="/status")["version"] == 1
+
+
+# -- serving without a registry, and hot swaps
+
+
+def test_unreachable_registry_serves_the_bundled_model(tmp_path, monkeypatch):
+    from demo.app import predict
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    server = start_server(f"http://127.0.0.1:{free_port()}", tmp_path, poll_seconds=0)  # nobody listens there
+    try:
+        s = server.status()
+        assert s["source"] == "bundled" and s["version"] is None
+        assert s["summary"].startswith("bundled model (registry unreachable: ")
+        assert "bundled model (registry unreachable" in server.status_markdown()
+        assert "Traceback" not in s["summary"]
+        (tmp_path / "blank.png").write_bytes(png_bytes())
+        assert predict(server, tmp_path / "blank.png") == {"image": "blank.png", "faces": [], "error": None}
+        assert server.refresh() is False  # still unreachable: the bundled model keeps serving
+        assert server.status()["source"] == "bundled"
+    finally:
+        server.close()
+
+
+def test_hot_swap_under_concurrent_requests(store_v1, tmp_path, monkeypatch):
+    """Clients call /predict without pause while version 2 is registered and promoted: no request fails."""
+    from registry import Registry
+
+    photo = need_shared(PHOTOS) / "astronaut.png"
+    monkeypatch.chdir(tmp_path)
+    server = start_server(store_v1, tmp_path, poll_seconds=1)
+    results: list[tuple[float, dict]] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def call_forever(url: str) -> None:
+        c = Client(url, verbose=False)
+        for _ in range(500):  # bounded, whatever happens
+            if stop.is_set():
+                return
+            try:
+                out = c.predict(handle_file(str(photo)), api_name="/predict")
+            except Exception as e:  # noqa: BLE001 - any failure is what this test counts
+                failures.append(repr(e)[:300])
+                continue
+            if out["error"] is not None or len(out["faces"]) != 1:
+                failures.append(str(out)[:300])
+            results.append((time.time(), out["faces"][0]["probabilities"] if out["faces"] else {}))
+
+    with launched(server) as url:
+        client = Client(url, verbose=False)
+        threads = [threading.Thread(target=call_forever, args=(url,), daemon=True) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            v2 = register_version(seed=3, accuracy=0.5)
+            time.sleep(2.5)  # > 2 polls: a new version without the alias changes nothing
+            assert server.status()["version"] == 1
+            promoted_at = time.time()
+            Registry(store_v1).promote(v2)
+            deadline = promoted_at + 60  # a bound, not a timing claim: polls are 1 s apart
+            while server.status()["version"] != v2 and time.time() < deadline:
+                time.sleep(0.2)
+            swapped_at = time.time()
+            n_before = len(results)
+            while len(results) < n_before + 3 and time.time() < swapped_at + 60:
+                time.sleep(0.2)  # a few requests answered by the new model
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        status = client.predict(api_name="/status")
+
+    assert failures == []
+    assert status["version"] == v2 == 2, status
+    assert status["via"] == "alias production" and status["publictest_accuracy"] == pytest.approx(0.5)
+    print(f"swap seen {swapped_at - promoted_at:.1f} s after promotion; {len(results)} requests, 0 failed")
+    old = [p for t, p in results if t < promoted_at]
+    new = [p for t, p in results if t > swapped_at + 0.5]
+    assert old and new
+    assert old[0] != pytest.approx(new[-1], abs=1e-4)  # the requests really went to the other model
+
+
+def test_failed_load_keeps_serving_the_current_version(store_v2, tmp_path, monkeypatch):
+    from registry import Registry
+
+    server = start_server(store_v2, tmp_path, poll_seconds=0)
+    try:
+        Registry(store_v2).promote(2)
+
+        def broken(*args, **kwargs):
+            raise RuntimeError(f"cannot open {tmp_path}/model.pt2: disk on fire")
+
+        with monkeypatch.context() as m:
+            m.setattr(server.registry, "load", broken)
+            assert server.refresh() is False
+        s = server.status()
+        assert s["version"] == 1
+        assert "version 2 could not be loaded" in s["registry_problem"]
+        assert str(tmp_path) not in s["registry_problem"]
+        assert "Note:" in server.status_markdown()
+        assert server.refresh() is False  # the same version is not retried until the alias moves
+        server._failed_version = None
+        assert server.refresh() is True and server.status()["version"] == 2
+    finally:
+        server.close()
+
+
+# -- the command line
+
+
+def test_cli_defaults_come_from_the_environment(monkeypatch):
+    from demo.__main__ import get_args_parser
+
+    for var in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PORT", "FER_POLL_SECONDS"):
+        monkeypatch.delenv(var, raising=False)
+    args = get_args_parser().parse_args([])
+    assert (args.host, args.port, args.poll) == ("127.0.0.1", 7860, 5.0)
+    monkeypatch.setenv("PORT", "9000")  # what a PaaS sets (the Procfile passes it on, too)
+    assert get_args_parser().parse_args([]).port == 9000
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("FER_POLL_SECONDS", "1.5")
+    args = get_args_parser().parse_args([])
+    assert (args.host, args.port, args.poll) == ("0.0.0.0", 8123, 1.5)
+    assert get_args_parser().parse_args(["--port", "7000"]).port == 7000
+
+
+@pytest.mark.parametrize(
+    "error, shown",
+    [
+        (ConnectionError("HTTPConnectionPool: Max retries exceeded (Connection refused)"), "connection refused"),
+        (RuntimeError("API request to http://alice:s3cret@mlflow.example.com/api failed"), "http://mlflow.example.com"),
+        (RuntimeError("cannot read /srv/app/data/store/model.pt2: bad magic"), "cannot read …/model.pt2: bad magic"),
+        (RuntimeError("HTTP 401 Unauthorized"), "MLFLOW_TRACKING_USERNAME"),
+        (RuntimeError("first line\nTraceback (most recent call last):\n  ..."), "first line"),
+    ],
+)
+def test_errors_shown_on_the_page_are_short_and_clean(error, shown):
+    from demo.serving import describe_error, public_uri
+
+    text = describe_error(error)
+    assert shown in text
+    assert "s3cret" not in text and "/srv/app" not in text and "Traceback" not in text
+    assert public_uri("https://bob:pw@mlflow.example.com/x?token=1") == "https://mlflow.example.com/x"
