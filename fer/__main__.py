@@ -106,7 +106,9 @@ def cmd_evaluate(args) -> int:
         x, y = ds.split(SPLITS[split])
     else:
         raise data.DataError(f"unknown split {args.split!r}; expected test, private, train or val")
-    m = evaluate_arrays(model, x, y, tta=args.tta, channels_last=False)
+    m = evaluate_arrays(
+        model, x, y, tta=args.tta, channels_last=False, in_distribution=split in ("val", "train", "training")
+    )
     figure = args.figure or tempfile.NamedTemporaryFile(prefix="fer-confusion-", suffix=".png", delete=False).name
     plots.confusion_matrix(m.confusion, m.to_dict()["labels"], f"{args.split}: accuracy {m.accuracy:.2%}").savefig(
         figure, dpi=110, bbox_inches="tight"
@@ -181,8 +183,15 @@ def cmd_predict(args) -> int:
 
 def cmd_data(args) -> int:
     from fer import data
+    from fer.preprocess import sharpness
 
-    print(data.load(args.source).summary())
+    ds = data.load(args.source)
+    print(ds.summary())
+    for i, usage in enumerate(data.USAGES):
+        if (ds.usage == i).any():
+            x, y = ds.split(usage)
+            counts = ", ".join(f"{lab} {int((y == c).sum())}" for c, lab in enumerate(data.LABELS))
+            print(f"{usage}: {counts}; sharpness (median Laplacian spread) {sharpness(x):.1f} grey levels")
     return 0
 
 

@@ -18,6 +18,7 @@ from fer import data
 from fer.evaluate import evaluate_arrays
 from fer.model import ModelConfig, count_parameters, create_model
 from fer.tracking import save_weights
+from fer.train import blur_for
 from fer.weights import BUNDLED_DIR, ModelLoadError
 
 
@@ -55,8 +56,16 @@ def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = Non
         raise ModelLoadError(f"{path}: no checkpoint to bundle")
     model, info = _from_checkpoint(path)
     ds = data.load(data_source, quiet=True)
+    if info["config"].get("match_blur", True) and "input_blur" not in info["config"]["model"]:
+        # a run from before the input blur existed: measure it now, as `fer train` does at its start
+        cfg = model.cfg
+        cfg.input_blur = blur_for(ds)
+        state = model.state_dict()
+        model = create_model(cfg).eval()
+        model.load_state_dict(state)
     x, y = ds.split("PublicTest")
     m = evaluate_arrays(model, x, y, channels_last=False)
+    unblurred = evaluate_arrays(model, x, y, channels_last=False, in_distribution=True)
     card = {
         "name": model.cfg.name,
         "params": count_parameters(model),
@@ -68,6 +77,8 @@ def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = Non
             "confusion_matrix": m.confusion.tolist(),
             "labels": list(m.to_dict()["labels"]),
         },
+        "input_blur": model.cfg.input_blur,
+        "publictest_without_input_blur": {"accuracy": unblurred.accuracy},
         "data_sha256": ds.digest,
     }
     out = Path(to) if to else BUNDLED_DIR

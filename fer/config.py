@@ -39,6 +39,7 @@ class TrainConfig:
     channels_last: str = "auto"  # 'auto' (on), 'on', 'off': memory format of model and batches
     device: str = "auto"  # 'auto' (CUDA when present), 'cpu', 'cuda'
     threads: int = 0  # torch CPU threads (0: torch's default)
+    match_blur: bool = True  # if Training is much blurrier than PublicTest, blur sharper inputs at inference to match
     register: bool = True  # register the final model in the MLflow Model Registry
     progress: bool = True  # show a progress bar per epoch
     model: ModelConfig = field(default_factory=ModelConfig)

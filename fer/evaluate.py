@@ -93,8 +93,17 @@ def metrics_from_proba(proba: torch.Tensor, labels: np.ndarray | torch.Tensor) -
     )
 
 
-def evaluate_arrays(model, images, labels, device="cpu", channels_last=True, tta="none") -> Metrics:
-    return metrics_from_proba(predict_proba(model, images, device, channels_last, tta), labels)
+def evaluate_arrays(model, images, labels, device="cpu", channels_last=True, tta="none", in_distribution=False):
+    """Metrics of `model` on uint8 faces; `in_distribution`: they come from the training images' own source
+    (Training or its validation part), so the model's input blur, meant for sharper faces, stays off."""
+    blur_before = getattr(model, "blur_inputs", None)
+    if blur_before is not None:
+        model.blur_inputs = not in_distribution
+    try:
+        return metrics_from_proba(predict_proba(model, images, device, channels_last, tta), labels)
+    finally:
+        if blur_before is not None:
+            model.blur_inputs = blur_before
 
 
 def format_table(m: Metrics, title: str) -> str:

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from fer.preprocess import gaussian_blur, normalize
+
 
 @dataclass
 class ModelConfig:
@@ -29,6 +31,9 @@ class ModelConfig:
     num_classes: int = 7  # the emotions of Table 1
     stem_channels: int = 8  # width of the two stem convolutions
     widths: tuple[int, ...] = field(default=(16, 32, 64, 128))  # one per residual module
+    # Gaussian sigma (pixels at 48×48) applied to inputs in inference only, so sharp faces look like blurred
+    # training images; `fer train` measures it from the data (fer.preprocess.matching_blur); 0: none
+    input_blur: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -81,10 +86,23 @@ class ResidualModule(nn.Module):
         return self.pool(self.sep2(self.sep1(x))) + self.shortcut(x)
 
 
+class InputBlur(nn.Module):
+    """Blur, then stretch again to [0, 1]: a sharp face made as soft as the faces the model learned from."""
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize(gaussian_blur(x, self.sigma))
+
+
 class MiniXception(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
+        self.input_blur = InputBlur(cfg.input_blur) if cfg.input_blur > 0 else None
+        self.blur_inputs = True  # off while evaluating images of the training distribution itself
         # 'valid' padding as in the reference: 48 -> 46 -> 44
         self.stem = nn.Sequential(
             conv_bn(cfg.in_channels, cfg.stem_channels, 3),
@@ -105,6 +123,8 @@ class MiniXception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 1, 48, 48) normalised images -> (N, 7) logits."""
+        if self.input_blur is not None and self.blur_inputs and not self.training:
+            x = self.input_blur(x)
         return self.forward_head(self.forward_features(x))
 
     def stem_weights(self) -> list[nn.Parameter]:

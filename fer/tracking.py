@@ -156,6 +156,7 @@ def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, dige
         "selection": f"best {cfg.select} on "
         + ("PublicTest" if cfg.val == "public" else f"{cfg.val_fraction:.0%} of Training"),
         "validation": {"accuracy": val.accuracy, "n": val.n},
+        "input_blur": cfg.model.input_blur,
         "labels": list(LABELS),
         "data_sha256": digest,
         "command": "python -m fer " + " ".join(sys.argv[1:]),

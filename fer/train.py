@@ -30,7 +30,7 @@ from fer.config import TrainConfig
 from fer.data import DataError, load, train_val
 from fer.evaluate import Metrics, evaluate_arrays
 from fer.model import count_parameters, create_model
-from fer.preprocess import normalize
+from fer.preprocess import matching_blur, normalize, sharpness
 
 
 class Plateau:
@@ -267,7 +267,14 @@ class Trainer:
         select_mode = monitor_mode(cfg.select)
         for epoch in range(self.state.epoch + 1, cfg.epochs):
             row = self.train_one_epoch(epoch, x_train, y_train)
-            val = evaluate_arrays(self.model, x_val, y_val, device=self.device, channels_last=self.channels_last)
+            val = evaluate_arrays(
+                self.model,
+                x_val,
+                y_val,
+                device=self.device,
+                channels_last=self.channels_last,
+                in_distribution=cfg.val == "split",
+            )
             row.update(
                 val_loss=val.loss, val_acc=val.accuracy, lr=self.optimizer.param_groups[0]["lr"], epoch=epoch + 1
             )
@@ -307,10 +314,13 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
     """The whole training command: data, model, loop, final evaluation and MLflow logging."""
     from fer import tracking
 
+    dist.init()
+    ds = load(cfg.data, quiet=not dist.is_main())
+    (x_tr, y_tr), (x_val, y_val) = train_val(ds, cfg.val, cfg.val_fraction, cfg.seed)
+    if cfg.match_blur:
+        cfg.model.input_blur = blur_for(ds)
     trainer = Trainer(cfg, resume=resume)
     try:
-        ds = load(cfg.data, quiet=not dist.is_main())
-        (x_tr, y_tr), (x_val, y_val) = train_val(ds, cfg.val, cfg.val_fraction, cfg.seed)
         if cfg.train_limit:  # a seeded random subset, so every class stays represented
             keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(y_tr))[: cfg.train_limit])
             x_tr, y_tr = x_tr[keep], y_tr[keep]
@@ -336,7 +346,9 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
             "stopped_early": state.stopped_early,
         }
         if dist.is_main():
-            val = evaluate_arrays(trainer.model, x_val, y_val, device=trainer.device)
+            val = evaluate_arrays(
+                trainer.model, x_val, y_val, device=trainer.device, in_distribution=cfg.val == "split"
+            )
             result["val"] = val.to_dict()
             test: Metrics | None = None
             if x_test is not None:
@@ -348,6 +360,24 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         return result
     finally:
         dist.cleanup()
+
+
+def blur_for(ds) -> float:
+    """The inference blur that matches Training's sharpness to PublicTest's (pixels only), with a warning."""
+    x_train, _ = ds.split("Training")
+    try:
+        x_ref, _ = ds.split("PublicTest")
+    except DataError:
+        return 0.0
+    sigma = matching_blur(x_train, x_ref)
+    if sigma and dist.is_main():
+        print(
+            f"data: Training images are much blurrier than PublicTest (median Laplacian spread "
+            f"{sharpness(x_train):.1f} vs {sharpness(x_ref):.1f} grey levels); the model will blur sharper inputs "
+            f"with sigma {sigma} px at inference to match (--match-blur false to turn off)",
+            file=sys.stderr,
+        )
+    return sigma
 
 
 def _final_line(r: dict) -> str:

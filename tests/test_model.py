@@ -46,3 +46,22 @@ def test_channels_last_gives_the_same_answer():
     a = model(x)
     b = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_input_blur_acts_in_inference_only_and_survives_export():
+    from fer.preprocess import gaussian_blur, normalize
+
+    torch.manual_seed(0)
+    sharp = create_model().eval()
+    blurred = create_model(ModelConfig(input_blur=2.5)).eval()
+    blurred.load_state_dict(sharp.state_dict())  # the blur adds no weights
+    x = normalize(torch.rand(4, 1, 48, 48))
+    expected = sharp(normalize(gaussian_blur(x, 2.5)))
+    assert torch.allclose(blurred(x), expected, atol=1e-5)
+    blurred.blur_inputs = False
+    assert torch.allclose(blurred(x), sharp(x), atol=1e-6)
+    blurred.blur_inputs = True
+    program = torch.export.export(
+        blurred, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
+    )
+    assert torch.allclose(program.module()(x), expected, atol=1e-5)

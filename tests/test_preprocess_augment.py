@@ -63,3 +63,25 @@ def test_shift_moves_content():
     y = augment(x, AugmentConfig(rotation=0, shift=0.1, zoom=0, hflip=0, brightness=0), g)
     moved = (y[0, 0] > 0.5).nonzero().float().mean(0) - (x[0, 0] > 0.5).nonzero().float().mean(0)
     assert moved.abs().max() > 0.5 and moved.abs().max() <= 4.8 + 1  # at most 10% of 48 px
+
+
+def test_gaussian_blur_softens_and_zero_is_identity():
+    from fer.preprocess import gaussian_blur, sharpness
+
+    x = batch(8) * 255
+    assert torch.equal(gaussian_blur(x, 0), x)
+    assert sharpness(gaussian_blur(x, 2.0)) < sharpness(gaussian_blur(x, 1.0)) < sharpness(x)
+    flat = torch.full((2, 1, 48, 48), 7.0)
+    assert torch.allclose(gaussian_blur(flat, 3.0), flat)  # edges repeated, mass kept
+
+
+@pytest.mark.parametrize("sigma", [1.5, 3.0])
+def test_matching_blur_recovers_the_blur_of_the_training_images(sigma):
+    from fer.preprocess import gaussian_blur, matching_blur
+    from tests.conftest import synthetic_faces
+
+    sharp, _ = synthetic_faces(20, seed=2)
+    blurred = gaussian_blur(torch.as_tensor(sharp).float().unsqueeze(1), sigma)[:, 0].round().byte().numpy()
+    # uint8 rounding of the blurred copy adds a little high-frequency noise: the estimate runs slightly low
+    assert matching_blur(blurred, sharp) == pytest.approx(sigma, rel=0.15)
+    assert matching_blur(sharp, sharp) == 0.0  # same sharpness: nothing to match
