@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	# torch and torchvision come from this machine's disk (pip's find-links); the cap keeps pip from a CUDA download
+	# torch 2.14.1 / torchvision 0.29.1 lie on this machine's disk (pip's find-links); pinned so pip takes them, not a download
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -e '.[test]'
 	touch $(STAMP)
