@@ -31,7 +31,6 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     model.load_state_dict(ck["best_model"] or ck["model"])
     state = ck["state"]
     finished = state["stopped_early"] or state["epoch"] + 1 >= cfg["epochs"]
-    flags = f"--recipe {cfg['recipe']}"
     info = {
         "recipe": cfg["recipe"],
         "epochs_run": state["epoch"] + 1,
@@ -42,7 +41,7 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
         "selection": f"best {cfg['select']} on "
         + ("PublicTest" if cfg["val"] == "public" else f"{cfg['val_fraction']:.0%} of Training (seed {cfg['seed']})"),
         "validation": {"accuracy": state["best_value"]} if cfg["select"] == "val_acc" else {},
-        "command": f"python -m fer train {flags}",
+        "command": f"python -m fer train --recipe {cfg['recipe']}",
         "config": cfg,
         "history": [{k: round(v, 5) for k, v in row.items()} for row in state["history"]],
     }

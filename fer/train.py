@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer import LABELS, dist
+from fer import dist
 from fer.augment import augment
 from fer.config import TrainConfig
 from fer.data import DataError, load, train_val
@@ -389,6 +389,3 @@ def _final_line(r: dict) -> str:
     if r.get("registered_version"):
         s += f" | registered {r['registered_name']} v{r['registered_version']}"
     return s
-
-
-__all__ = ["Trainer", "run", "Plateau", "EarlyStopping", "LABELS"]

@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fer import LABELS, REGISTERED_MODEL
+from fer.tracking import tracking_uri as default_tracking_uri
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +80,7 @@ class Registry:
 
     def __init__(self, tracking_uri: str | None = None, name: str = REGISTERED_MODEL):
         # the same rule as fer.tracking, so `fer train` and this registry always look at the same store
-        self._uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+        self._uri = tracking_uri or default_tracking_uri()
         self.name = name
         self.client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
 

@@ -86,9 +86,15 @@ def mlflow_store(tmp_path, migrated_db, monkeypatch) -> str:
     db = tmp_path / "mlflow.db"
     shutil.copy(migrated_db, db)
     uri = f"sqlite:///{db}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield from tracking_at(uri, monkeypatch)
+
+
+def tracking_at(uri: str, monkeypatch):
+    """Point this process and its children at the tracking store `uri` until the test ends (a generator body
+    for fixtures: `yield from tracking_at(uri, monkeypatch)`)."""
     import mlflow
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     yield uri

@@ -27,7 +27,7 @@ from fer.tracking import log_model, pip_requirements
 from fer.weights import bundled_card, load_model
 from registry import ALIAS, HISTORY_TAG, Registry, RegistryError, refuse_pickle
 from registry.__main__ import COMMANDS, main, ui_command
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, tracking_at
 
 NO_PRODUCTION = (
     "no production model: run `python -m registry promote VERSION` or set the alias 'production' in the MLflow UI"
@@ -40,13 +40,7 @@ def store(request, monkeypatch) -> str:
     if request.param == "sqlite":
         yield request.getfixturevalue("mlflow_store")
         return
-    uri = request.getfixturevalue("mlflow_server")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    mlflow.end_run()
-    mlflow.set_tracking_uri(before)
+    yield from tracking_at(request.getfixturevalue("mlflow_server"), monkeypatch)
 
 
 def log_run(seed: int, test_acc: float, pickled: bool = False) -> tuple[str, torch.nn.Module]:
