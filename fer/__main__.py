@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         help="test (PublicTest), private (PrivateTest), train (Training) or val (the 20%% held out of Training)",
     )
     e.add_argument("--model", default="bundled", help="weights path, models:/NAME@ALIAS, or bundled")
-    e.add_argument("--tta", default="none", choices=["none", "flip"], help="test-time augmentation")
+    e.add_argument("--tta", default="model", help=TTA_HELP)
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--figure", default="", help="where to write the confusion-matrix PNG (default: a temp file)")
     e.add_argument("--seed", type=int, default=0, help="seed of the validation split, for --split val")
@@ -62,10 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("run", help="a run folder of `fer train` (its last.pt or best.pt) or a weights file")
     b.add_argument("--data", default="../shared/data/fer2013", help="FER2013 folder or CSV for the PublicTest figures")
     b.add_argument("--to", default="", help="output folder (default: the package's bundled/ folder)")
+    b.add_argument("--tta", default="model", help=TTA_HELP)
 
     sub.add_parser("models", help="list the model names the factory knows")
     return p
 
+
+TTA_HELP = (
+    "test-time augmentation: model (as the model was trained to serve), none, flip, shiftN (the face moved N px "
+    "4 ways) or flip+shiftN"
+)
 
 SPLITS = {
     "test": "PublicTest",
@@ -95,9 +101,13 @@ def cmd_evaluate(args) -> int:
 
     from fer import data, plots
     from fer.evaluate import evaluate_arrays, format_table
-    from fer.weights import load_model
+    from fer.weights import ModelLoadError, load_model
 
     model, _ = load_model(args.model)
+    if args.tta != "model":
+        if not hasattr(model, "set_tta"):
+            raise ModelLoadError(f"{args.model}: test-time augmentation is fixed in an exported model; use --tta model")
+        model.set_tta(args.tta)
     ds = data.load(args.data, quiet=args.json)
     split = args.split.lower()
     if split == "val":
@@ -106,9 +116,7 @@ def cmd_evaluate(args) -> int:
         x, y = ds.split(SPLITS[split])
     else:
         raise data.DataError(f"unknown split {args.split!r}; expected test, private, train or val")
-    m = evaluate_arrays(
-        model, x, y, tta=args.tta, channels_last=False, in_distribution=split in ("val", "train", "training")
-    )
+    m = evaluate_arrays(model, x, y, channels_last=False, in_distribution=split in ("val", "train", "training"))
     figure = args.figure or tempfile.NamedTemporaryFile(prefix="fer-confusion-", suffix=".png", delete=False).name
     plots.confusion_matrix(m.confusion, m.to_dict()["labels"], f"{args.split}: accuracy {m.accuracy:.2%}").savefig(
         figure, dpi=110, bbox_inches="tight"
@@ -198,7 +206,7 @@ def cmd_data(args) -> int:
 def cmd_bundle(args) -> int:
     from fer.bundle import bundle
 
-    card = bundle(args.run, args.data, args.to or None)
+    card = bundle(args.run, args.data, args.to or None, tta=args.tta)
     print(
         f"bundled {card['name']} ({card['params']:,} parameters, {card['epochs_run']} epochs): "
         f"PublicTest accuracy {card['publictest']['accuracy']:.4f}"

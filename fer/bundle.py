@@ -4,18 +4,21 @@
 
 The card carries what a user needs to trust the model: PublicTest accuracy,
 per-class accuracy and confusion matrix, parameters, epochs run, recipe, the
-training command and the SHA-256 of the data it was trained on.
+training command, the training time, the milliseconds to classify one face
+on the machine that bundled it and the SHA-256 of the data it was trained on.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
 
 from fer import data
-from fer.evaluate import evaluate_arrays
+from fer.config import command_for
+from fer.evaluate import evaluate_arrays, ms_per_face
 from fer.model import ModelConfig, count_parameters, create_model
 from fer.tracking import save_weights
 from fer.train import blur_for
@@ -41,19 +44,26 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
         "selection": f"best {cfg['select']} on "
         + ("PublicTest" if cfg["val"] == "public" else f"{cfg['val_fraction']:.0%} of Training (seed {cfg['seed']})"),
         "validation": {"accuracy": state["best_value"]} if cfg["select"] == "val_acc" else {},
-        "command": f"python -m fer train --recipe {cfg['recipe']}",
+        "command": command_for(cfg),
         "config": cfg,
+        "training_seconds": round(sum(row["epoch_seconds"] for row in state["history"]), 1),
         "history": [{k: round(v, 5) for k, v in row.items()} for row in state["history"]],
     }
     return model.eval(), info
 
 
-def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = None) -> dict:
+def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = None, tta: str = "model") -> dict:
+    """Bundle a run's best weights; `tta` other than 'model' changes the inference-time augmentation first
+    (choose it on the validation part of Training: `fer evaluate --split val --tta ...`)."""
     run = Path(run)
     path = run / "last.pt" if run.is_dir() else run
     if not path.exists():
         raise ModelLoadError(f"{path}: no checkpoint to bundle")
     model, info = _from_checkpoint(path)
+    if tta != "model":
+        model.set_tta(tta)
+        info["config"]["model"].update(flip_tta=model.cfg.flip_tta, tta_shift=model.cfg.tta_shift)
+        info["command"] = command_for(info["config"])
     ds = data.load(data_source, quiet=True)
     if info["config"].get("match_blur", True) and "input_blur" not in info["config"]["model"]:
         # a run from before the input blur existed: measure it now, as `fer train` does at its start
@@ -79,6 +89,8 @@ def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = Non
         "input_blur": model.cfg.input_blur,
         "publictest_without_input_blur": {"accuracy": unblurred.accuracy},
         "data_sha256": ds.digest,
+        "ms_per_face": round(ms_per_face(model), 2),
+        "ms_per_face_measured_on": f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads, batch of one",
     }
     out = Path(to) if to else BUNDLED_DIR
     out.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ accuracy), confusion_matrix (counts; rows are true labels in `labels` order).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,12 +62,9 @@ def predict_proba(
     images: np.ndarray | torch.Tensor,
     device: torch.device | str = "cpu",
     channels_last: bool = True,
-    tta: str = "none",
     batch_size: int = 512,
 ) -> torch.Tensor:
-    """(N, H, W) uint8 faces -> (N, 7) probabilities; tta='flip' averages with the mirror image."""
-    if tta not in ("none", "flip"):
-        raise ValueError(f"unknown test-time augmentation {tta!r}; expected 'none' or 'flip'")
+    """(N, H, W) uint8 faces -> (N, 7) probabilities, with whatever test-time augmentation the model does."""
     was_training = model.training
     model.eval()
     out = []
@@ -75,8 +73,6 @@ def predict_proba(
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         p = torch.softmax(model(x), dim=1)
-        if tta == "flip":
-            p = (p + torch.softmax(model(x.flip(3)), dim=1)) / 2
         out.append(p.float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, len(LABELS))
@@ -93,17 +89,34 @@ def metrics_from_proba(proba: torch.Tensor, labels: np.ndarray | torch.Tensor) -
     )
 
 
-def evaluate_arrays(model, images, labels, device="cpu", channels_last=True, tta="none", in_distribution=False):
+def evaluate_arrays(model, images, labels, device="cpu", channels_last=True, in_distribution=False):
     """Metrics of `model` on uint8 faces; `in_distribution`: they come from the training images' own source
     (Training or its validation part), so the model's input blur, meant for sharper faces, stays off."""
     blur_before = getattr(model, "blur_inputs", None)
     if blur_before is not None:
         model.blur_inputs = not in_distribution
     try:
-        return metrics_from_proba(predict_proba(model, images, device, channels_last, tta), labels)
+        return metrics_from_proba(predict_proba(model, images, device, channels_last), labels)
     finally:
         if blur_before is not None:
             model.blur_inputs = blur_before
+
+
+@torch.no_grad()
+def ms_per_face(model: nn.Module, runs: int = 300, warmup: int = 30) -> float:
+    """Median milliseconds to classify one 48×48 face (batch of one, in inference: input blur and any
+    test-time augmentation the model does included), with torch's current thread count."""
+    was_training = model.training
+    model.eval()
+    x = torch.rand(1, 1, 48, 48)
+    times = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        model(x)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    model.train(was_training)
+    return float(np.median(times) * 1000)
 
 
 def format_table(m: Metrics, title: str) -> str:

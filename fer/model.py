@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fer.preprocess import gaussian_blur, normalize
@@ -34,6 +35,12 @@ class ModelConfig:
     # Gaussian sigma (pixels at 48×48) applied to inputs in inference only, so sharp faces look like blurred
     # training images; `fer train` measures it from the data (fer.preprocess.matching_blur); 0: none
     input_blur: float = 0.0
+    # average-pool factor applied to every input, in training and inference, before the stem: 2 turns 48×48 into
+    # 24×24 (a quarter of the compute). Lossless for FER2013's blurred Training faces, whose detail ends far below
+    # the 24-pixel Nyquist limit; 1: none
+    input_pool: int = 1
+    flip_tta: bool = False  # in inference, average the logits of each face and its mirror image
+    tta_shift: int = 0  # in inference, also average over the face shifted this many pixels (at 48×48) 4 ways; 0: off
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -97,12 +104,31 @@ class InputBlur(nn.Module):
         return normalize(gaussian_blur(x, self.sigma))
 
 
+def parse_tta(spec: str) -> tuple[bool, int]:
+    """'none', 'flip', 'shift2', 'flip+shift2' -> (flip_tta, tta_shift)."""
+    flip, shift = False, 0
+    for part in spec.lower().split("+"):
+        if part == "flip":
+            flip = True
+        elif part.startswith("shift") and part[5:].isdigit() and 0 < int(part[5:]) <= 8:
+            shift = int(part[5:])
+        elif part != "none":
+            raise ValueError(f"unknown test-time augmentation {spec!r}; expected none, flip, shiftN or flip+shiftN")
+    return flip, shift
+
+
+def _shifts(s: int) -> tuple[tuple[int, int], ...]:
+    return ((-s, 0), (s, 0), (0, -s), (0, s))
+
+
 class MiniXception(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
         self.input_blur = InputBlur(cfg.input_blur) if cfg.input_blur > 0 else None
         self.blur_inputs = True  # off while evaluating images of the training distribution itself
+        if cfg.input_pool < 1 or cfg.input_size // cfg.input_pool < 16:
+            raise ValueError(f"input_pool {cfg.input_pool} leaves {cfg.input_size // cfg.input_pool} pixels; need 16")
         # 'valid' padding as in the reference: 48 -> 46 -> 44
         self.stem = nn.Sequential(
             conv_bn(cfg.in_channels, cfg.stem_channels, 3),
@@ -121,11 +147,35 @@ class MiniXception(nn.Module):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x).mean(dim=(2, 3))  # (N, C, h, w) -> (N, C): global average pooling
 
+    def set_tta(self, spec: str) -> None:
+        """Change the inference-time augmentation (see parse_tta); it adds no weights."""
+        self.cfg.flip_tta, self.cfg.tta_shift = parse_tta(spec)
+
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The face, and in inference its test-time augmentations: shifted by `tta_shift` px up, down, left and
+        right (edges replicated), and the mirror image of each."""
+        views = [x]
+        s = self.cfg.tta_shift
+        if s and not self.training:
+            h, w = x.shape[-2:]
+            padded = F.pad(x, (s, s, s, s), mode="replicate")
+            views += [padded[..., s + dy : s + dy + h, s + dx : s + dx + w] for dy, dx in _shifts(s)]
+        if self.cfg.flip_tta and not self.training:
+            views += [v.flip(3) for v in views]
+        return views
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 1, 48, 48) normalised images -> (N, 7) logits."""
         if self.input_blur is not None and self.blur_inputs and not self.training:
             x = self.input_blur(x)
-        return self.forward_head(self.forward_features(x))
+        views = self.views(x)
+        x = torch.cat(views) if len(views) > 1 else x  # (V·N, 1, 48, 48)
+        if self.cfg.input_pool > 1:
+            x = F.avg_pool2d(x, self.cfg.input_pool)  # (., 1, 48, 48) -> (., 1, 48/p, 48/p)
+        logits = self.forward_head(self.forward_features(x))
+        if len(views) > 1:
+            logits = logits.view(len(views), -1, logits.shape[1]).mean(0)  # (V·N, 7) -> (N, 7)
+        return logits
 
     def stem_weights(self) -> list[nn.Parameter]:
         """The kernels the reference recipe puts an L2 penalty on."""

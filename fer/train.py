@@ -78,6 +78,11 @@ class EarlyStopping(Plateau):
         return self.wait >= self.patience
 
 
+def cosine_lr(base: float, epoch: int, epochs: int) -> float:
+    """Half a cosine from `base` at epoch 0 towards 0 at `epochs` (one value per epoch)."""
+    return base * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+
 def monitor_mode(name: str) -> str:
     return "min" if name.endswith("loss") else "max"
 
@@ -132,6 +137,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.schedule not in ("plateau", "cosine"):
+            raise SystemExit(f"error: unknown --schedule {cfg.schedule!r}; expected 'plateau' or 'cosine'")
         if cfg.batch_size % self.world:
             raise SystemExit(f"error: --batch-size {cfg.batch_size} does not split evenly over {self.world} processes")
         self.out = Path(cfg.out or f"runs/{cfg.recipe}")
@@ -266,6 +273,9 @@ class Trainer:
         y_train = torch.as_tensor(y_train)
         select_mode = monitor_mode(cfg.select)
         for epoch in range(self.state.epoch + 1, cfg.epochs):
+            if cfg.schedule == "cosine":
+                for g in self.optimizer.param_groups:
+                    g["lr"] = cosine_lr(cfg.lr, epoch, cfg.epochs)
             row = self.train_one_epoch(epoch, x_train, y_train)
             val = evaluate_arrays(
                 self.model,
@@ -284,7 +294,7 @@ class Trainer:
             ):
                 self.state.best_value, self.state.best_epoch = value, epoch
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            if self.plateau.step(row[cfg.monitor]):
+            if self.plateau.step(row[cfg.monitor]) and cfg.schedule == "plateau":
                 for g in self.optimizer.param_groups:
                     g["lr"] *= cfg.plateau_factor
             stop = self.early.step(row[cfg.monitor])

@@ -349,7 +349,7 @@ def _card_from_run(run) -> dict:
 
 def _card_tags(card: dict) -> dict[str, str]:
     tags = {"origin": "bundled", "recipe": str(card.get("recipe", "")), "model": str(card.get("name", ""))}
-    for key in ("epochs_run", "best_epoch", "finished", "selection", "data_sha256", "command"):
+    for key in ("epochs_run", "best_epoch", "finished", "selection", "data_sha256", "command", "ms_per_face"):
         if key in card:
             tags[key] = str(card[key])
     if card.get("publictest"):

@@ -54,6 +54,7 @@ def test_evaluate_table_and_figure(tiny_folder, tmp_path, weights):
         (["--model", "nope.pt"], "not a file, 'bundled', or an MLflow URI"),
         (["--split", "holdout"], "unknown split 'holdout'"),
         (["--split", "private"], "no PrivateTest images"),
+        (["--tta", "rotate"], "unknown test-time augmentation 'rotate'"),
     ],
 )
 def test_evaluate_errors_are_one_line(tiny_folder, weights, args, message):

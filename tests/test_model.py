@@ -65,3 +65,50 @@ def test_input_blur_acts_in_inference_only_and_survives_export():
         blurred, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
     )
     assert torch.allclose(program.module()(x), expected, atol=1e-5)
+
+
+def test_input_pool_is_the_small_model_on_pooled_faces():
+    torch.manual_seed(0)
+    pooled = create_model(ModelConfig(input_pool=2)).eval()
+    small = create_model(ModelConfig(input_size=24)).eval()
+    small.load_state_dict(pooled.state_dict())  # pooling adds no weights
+    x = torch.rand(3, 1, 48, 48)
+    assert torch.allclose(pooled(x), small(torch.nn.functional.avg_pool2d(x, 2)), atol=1e-5)
+    with pytest.raises(ValueError, match="input_pool 4 leaves 12 pixels"):
+        create_model(ModelConfig(input_pool=4))
+
+
+def test_flip_tta_averages_the_mirror_image_in_inference_and_survives_export():
+    torch.manual_seed(0)
+    plain = create_model(ModelConfig(input_pool=2)).eval()
+    tta = create_model(ModelConfig(input_pool=2, flip_tta=True)).eval()
+    tta.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 1, 48, 48)
+    expected = (plain(x) + plain(x.flip(3))) / 2
+    assert torch.allclose(tta(x), expected, atol=1e-5)
+    assert (tta(x) - tta(x.flip(3))).abs().max() < 1e-6  # a face and its mirror get one answer,
+    assert (plain(x) - plain(x.flip(3))).abs().max() > 1e-4  # which the plain model does not give
+    program = torch.export.export(
+        tta, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
+    )
+    assert torch.allclose(program.module()(x), expected, atol=1e-5)
+    tta.train()
+    assert tta(x).shape == (3, 7)  # no doubling while training
+
+
+def test_shift_tta_averages_five_framings_and_their_mirrors():
+    torch.manual_seed(0)
+    plain = create_model(ModelConfig(input_pool=2)).eval()
+    tta = create_model(ModelConfig(input_pool=2, flip_tta=True, tta_shift=2)).eval()
+    tta.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 1, 48, 48)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
+    framings = [x, padded[..., 0:48, 2:50], padded[..., 4:52, 2:50], padded[..., 2:50, 0:48], padded[..., 2:50, 4:52]]
+    views = framings + [v.flip(3) for v in framings]
+    expected = torch.stack([plain(v) for v in views]).mean(0)
+    assert torch.allclose(tta(x), expected, atol=1e-5)
+    program = torch.export.export(
+        tta, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
+    )
+    assert torch.allclose(program.module()(x), expected, atol=1e-5)
+    assert torch.allclose(program.module()(x[:1]), expected[:1], atol=1e-5)  # a batch of one, as served

@@ -8,7 +8,9 @@ import time
 import pytest
 import torch
 
-from fer.train import EarlyStopping, Plateau
+from fer.config import recipe
+from fer.model import count_parameters, create_model
+from fer.train import EarlyStopping, Plateau, cosine_lr
 from tests.conftest import ROOT, fer_cli
 
 
@@ -132,3 +134,46 @@ def test_torchrun_two_processes_on_cpu(tiny_folder, tmp_path, mlflow_store):
     assert len(runs) == 1  # only rank 0 logs
     assert int(runs.iloc[0]["metrics.epochs_run"]) == 2
     assert (out / "last.pt").exists() and (out / "best.pt").exists()
+
+
+def test_cosine_schedule_falls_from_lr_towards_zero():
+    lrs = [cosine_lr(0.1, e, 10) for e in range(10)]
+    assert lrs[0] == 0.1 and abs(lrs[5] - 0.05) < 1e-12 and 0 < lrs[-1] < 0.003
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_production_recipe_fits_the_limits():
+    cfg = recipe("production")
+    assert cfg.recipe == "production" and cfg.schedule == "cosine" and cfg.model.flip_tta
+    assert count_parameters(create_model(cfg.model)) <= 2_000_000
+
+
+def test_production_recipe_trains_with_a_cosine_schedule(tiny_folder, tmp_path, mlflow_store):
+    out = tmp_path / "prod"
+    flags = ["--epochs", "3", "--batch-size", "16", "--progress", "false", "--register", "false", "--val", "public"]
+    fer_cli("train", "--recipe", "production", "--data", str(tiny_folder), "--out", str(out), *flags)
+    card = json.loads((out / "card.json").read_text())
+    assert card["recipe"] == "production" and card["config"]["model"]["input_pool"] == 2
+    lrs = [row["lr"] for row in torch.load(out / "last.pt", weights_only=True)["state"]["history"]]
+    assert lrs == pytest.approx([cosine_lr(1e-3, e, 3) for e in range(3)])
+
+    # bundled, it carries its speed and training time, and its card's accuracy is what evaluate measures
+    # (with the test-time augmentation changed, as one chosen on validation would be)
+    fer_cli("bundle", str(out), "--data", str(tiny_folder), "--to", str(tmp_path / "bundle"), "--tta", "shift1")
+    bundled = json.loads((tmp_path / "bundle" / "card.json").read_text())
+    assert bundled["recipe"] == "production" and bundled["config"]["model"]["tta_shift"] == 1
+    assert bundled["command"] == (
+        f"python -m fer train --recipe production --data {tiny_folder} --out {out} --val public --epochs 3 "
+        "--batch-size 16 --register false --progress false --model.flip-tta false --model.tta-shift 1"
+    )
+    assert bundled["ms_per_face"] > 0 and bundled["training_seconds"] > 0 and bundled["epochs_run"] == 3
+    model = str(tmp_path / "bundle" / "model.pt")
+    measured = json.loads(fer_cli("evaluate", "--data", str(tiny_folder), "--model", model, "--json").stdout)
+    assert measured["accuracy"] == pytest.approx(bundled["publictest"]["accuracy"], abs=1e-6)
+
+
+def test_unknown_schedule_is_named(tiny_folder, tmp_path, mlflow_store):
+    proc = fer_cli(
+        "train", "--data", str(tiny_folder), "--out", str(tmp_path / "x"), "--schedule", "step", *TINY, check=False
+    )
+    assert proc.returncode != 0 and "unknown --schedule 'step'" in proc.stderr

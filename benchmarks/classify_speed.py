@@ -1,0 +1,77 @@
+"""Milliseconds to classify one face (batch of one) for a model, against the paper's network, same run.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/classify_speed.py [--model bundled|PATH|models:/...] [--threads 1]
+
+Classification only: the 48×48 face is given, so detection and cropping are not counted
+(benchmarks/pipeline_speed.py counts those). The model runs as it serves: in inference, with its input blur
+and any flip test-time augmentation it does. Each model is timed eagerly and as the torch.export program that
+MLflow stores. Baseline: the paper's Mini-Xception (56,951 parameters, random weights, no blur, no TTA).
+Rounds alternate between the models so that load from other processes hits all alike; each figure is the
+median over --rounds rounds of --calls calls. Budget from issue 4: <= 5 ms per face on this 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fer.model import count_parameters, create_model  # noqa: E402
+from fer.weights import load_model  # noqa: E402
+
+
+def exported(model: torch.nn.Module) -> torch.nn.Module:
+    batch = torch.export.Dim("batch", min=1)
+    return torch.export.export(model, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: batch}}).module()
+
+
+@torch.no_grad()
+def time_calls(model, calls: int) -> float:
+    x = torch.rand(1, 1, 48, 48)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        model(x)
+    return (time.perf_counter() - t0) / calls * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="bundled", help="the model to time (default: the bundled one)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--rounds", type=int, default=15, help="rounds; the median is reported")
+    ap.add_argument("--calls", type=int, default=40, help="calls per round")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, card = load_model(args.model)
+    baseline = create_model().eval()
+    models = {
+        "paper network (baseline), eager": baseline,
+        f"{args.model}, eager": model.eval(),
+        f"{args.model}, torch.export": exported(model.eval()),
+    }
+    for m in models.values():
+        time_calls(m, 20)  # warm-up
+    times = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, m in models.items():
+            times[name].append(time_calls(m, args.calls))
+    ms = {name: float(np.median(t)) for name, t in times.items()}
+    base = ms["paper network (baseline), eager"]
+    runs = f"median of {args.rounds}×{args.calls}"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch of one, {runs}")
+    print(f"{args.model}: {count_parameters(model):,} parameters, config {model.cfg.to_dict()}")
+    print(f"{'model':40s} {'ms/face':>8s} {'ratio to baseline':>18s}")
+    for name, v in ms.items():
+        print(f"{name:40s} {v:8.2f} {v / base:18.2f}")
+
+
+if __name__ == "__main__":
+    main()
