@@ -180,17 +180,21 @@ class FacePipeline:
         ).eval()
         for net in (self.detector.pnet, self.detector.rnet, self.detector.onet):
             _channels_last(net)
-        self._model = None
+        self._served: tuple[torch.nn.Module, torch.nn.Module] | None = None
         self.set_model(model)
 
     @property
     def model(self) -> torch.nn.Module:
-        return self._model
+        return self._served[0]
 
     def set_model(self, model: torch.nn.Module) -> None:
-        """Serve `model` from the next call on; a call already running finishes with the model it started with."""
+        """Serve `model` from the next call on; a call already running finishes with the model it started with.
+        It runs as fer.weights.for_inference compiles it (a frozen TorchScript graph where it can be traced)."""
+        from fer.weights import for_inference
+
         model = model.to(self.device).eval()
-        self._model = model  # one reference assignment: atomic, so readers see the old or the new model
+        # one reference assignment: atomic, so readers see the old pair or the new one
+        self._served = (model, for_inference(model))
 
     def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """(N, 4) float boxes in the image's pixels and (N,) face probabilities."""
@@ -220,14 +224,14 @@ class FacePipeline:
     @torch.no_grad()
     def classify(self, faces: np.ndarray, model: torch.nn.Module | None = None) -> np.ndarray:
         """(N, 48, 48) uint8 faces -> (N, 7) probabilities, in one forward call."""
-        model = model if model is not None else self._model
+        model = model if model is not None else self._served[1]
         if not len(faces):
             return np.zeros((0, len(LABELS)), np.float32)
         x = normalize(faces).to(self.device)
         return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
     def analyze(self, image: Image.Image) -> Analysis:
-        model = self._model  # read once: a set_model() during this call does not mix two models
+        model = self._served[1]  # read once: a set_model() during this call does not mix two models
         image = to_rgb(image)
         W, H = image.size
         raw, scores = self.detect(image)

@@ -112,3 +112,21 @@ def test_shift_tta_averages_five_framings_and_their_mirrors():
     )
     assert torch.allclose(program.module()(x), expected, atol=1e-5)
     assert torch.allclose(program.module()(x[:1]), expected[:1], atol=1e-5)  # a batch of one, as served
+
+
+def test_for_inference_gives_the_same_answers_faster_graph():
+    from fer.weights import for_inference
+
+    torch.manual_seed(0)
+    model = create_model(ModelConfig(input_pool=2, flip_tta=True, input_blur=2.5)).eval()
+    exported = torch.export.export(
+        model, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
+    ).module()
+    for source in (model, exported):
+        fast = for_inference(source)
+        assert isinstance(fast, torch.jit.ScriptModule)
+        for n in (1, 3, 8):  # any batch, though traced at 2
+            x = torch.rand(n, 1, 48, 48)
+            assert torch.allclose(fast(x), model(x), atol=1e-4)
+    wrapper = torch.nn.Sequential(model)  # not a classifier it knows: served as it is
+    assert for_inference(wrapper) is wrapper
