@@ -107,9 +107,10 @@ def ms_per_face(model: nn.Module, runs: int = 300, warmup: int = 30, threads: in
     """Median milliseconds to classify one 48×48 face (batch of one, in inference: input blur and any
     test-time augmentation the model does included) on `threads` torch threads (one core: the other is
     left to face detection)."""
-    was_training, threads_before = model.training, torch.get_num_threads()
+    was_training, threads_before = getattr(model, "training", False), torch.get_num_threads()  # (frozen: none)
     torch.set_num_threads(threads)
-    model.eval()
+    if was_training:
+        model.eval()
     x = torch.rand(1, 1, 48, 48)
     times = []
     for i in range(warmup + runs):
@@ -117,7 +118,8 @@ def ms_per_face(model: nn.Module, runs: int = 300, warmup: int = 30, threads: in
         model(x)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    model.train(was_training)
+    if was_training:
+        model.train()
     torch.set_num_threads(threads_before)
     return float(np.median(times) * 1000)
 
