@@ -113,14 +113,16 @@ def ms_per_face(model: nn.Module, runs: int = 300, warmup: int = 30, threads: in
         model.eval()
     x = torch.rand(1, 1, 48, 48)
     times = []
-    for i in range(warmup + runs):
-        t0 = time.perf_counter()
-        model(x)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    if was_training:
-        model.train()
-    torch.set_num_threads(threads_before)
+    try:
+        for i in range(warmup + runs):
+            t0 = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    finally:  # a failing model leaves the caller's thread count and mode as they were
+        if was_training:
+            model.train()
+        torch.set_num_threads(threads_before)
     return float(np.median(times) * 1000)
 
 
