@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default="bundled", help="weights path, models:/NAME@ALIAS, or bundled")
     e.add_argument("--tta", default="model", help=TTA_HELP)
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    e.add_argument("--figure", default="", help="where to write the confusion-matrix PNG (default: a temp file)")
+    e.add_argument("--figure", default="", help="also write the confusion matrix as a PNG here")
     e.add_argument("--seed", type=int, default=0, help="seed of the validation split, for --split val")
 
     pr = sub.add_parser("predict", help="find the faces in photos and give each one's emotion")
@@ -97,8 +97,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import tempfile
-
     from fer import data, plots
     from fer.evaluate import evaluate_arrays, format_table
     from fer.weights import ModelLoadError, load_model
@@ -116,18 +114,20 @@ def cmd_evaluate(args) -> int:
         x, y = ds.split(SPLITS[split])
     else:
         raise data.DataError(f"unknown split {args.split!r}; expected test, private, train or val")
-    m = evaluate_arrays(model, x, y, channels_last=False, in_distribution=split in ("val", "train", "training"))
-    figure = args.figure or tempfile.NamedTemporaryFile(prefix="fer-confusion-", suffix=".png", delete=False).name
-    plots.confusion_matrix(m.confusion, m.to_dict()["labels"], f"{args.split}: accuracy {m.accuracy:.2%}").savefig(
-        figure, dpi=110, bbox_inches="tight"
-    )
+    m = evaluate_arrays(model, x, y, channels_last=False)
+    figure = args.figure or None  # written only where asked: nothing is left behind in a temp folder
+    if figure:
+        plots.confusion_matrix(m.confusion, m.to_dict()["labels"], f"{args.split}: accuracy {m.accuracy:.2%}").savefig(
+            figure, dpi=110, bbox_inches="tight"
+        )
     if args.json:
         out = m.to_dict()
         out.update(split=SPLITS.get(split, split), model=args.model, tta=args.tta, figure=figure)
         print(json.dumps(out))
     else:
         print(format_table(m, f"{args.model} on {args.split} ({m.n} images, tta {args.tta})"))
-        print(f"confusion matrix: {figure}")
+        if figure:
+            print(f"confusion matrix: {figure}")
     return 0
 
 

@@ -3,9 +3,12 @@
     python -m fer bundle runs/paper --data ../shared/data/fer2013
 
 The card carries what a user needs to trust the model: PublicTest accuracy,
-per-class accuracy and confusion matrix, parameters, epochs run, recipe, the
-training command, the training time, the milliseconds to classify one face
-on the machine that bundled it and the SHA-256 of the data it was trained on.
+per-class accuracy and confusion matrix, the temperature fitted on the run's
+validation split with the expected calibration error before and after,
+parameters, epochs run, recipe, the training command, the training time, the
+milliseconds to classify one face on the machine that bundled it and the
+SHA-256 of the data it was trained on. The reliability diagram is written
+beside the card.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from fer import data
+from fer import data, plots
+from fer.calibration import calibrate
 from fer.config import command_for
 from fer.evaluate import evaluate_arrays, ms_per_face
 from fer.model import ModelConfig, count_parameters, create_model
-from fer.tracking import save_weights
-from fer.train import blur_for
+from fer.tracking import calibration_summary, save_weights
 from fer.weights import BUNDLED_DIR, ModelLoadError, for_inference
 
 
@@ -65,16 +68,15 @@ def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = Non
         info["config"]["model"].update(flip_tta=model.cfg.flip_tta, tta_shift=model.cfg.tta_shift)
         info["command"] = command_for(info["config"])
     ds = data.load(data_source, quiet=True)
-    if info["config"].get("match_blur", True) and "input_blur" not in info["config"]["model"]:
-        # a run from before the input blur existed: measure it now, as `fer train` does at its start
-        cfg = model.cfg
-        cfg.input_blur = blur_for(ds)
-        state = model.state_dict()
-        model = create_model(cfg).eval()
-        model.load_state_dict(state)
+    cfg = info["config"]
+    _, (x_val, y_val) = data.train_val(ds, cfg["val"], cfg["val_fraction"], cfg["seed"])
     x, y = ds.split("PublicTest")
+    calibration = calibrate(model, x_val, y_val, x, y)  # the run's own validation split, as `fer train` does
     m = evaluate_arrays(model, x, y, channels_last=False)
-    unblurred = evaluate_arrays(model, x, y, channels_last=False, in_distribution=True)
+    out = Path(to) if to else BUNDLED_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cfg["model"]["temperature"] = model.cfg.temperature
+    plots.reliability_diagram(calibration).savefig(out / "reliability.png", dpi=80, bbox_inches="tight")
     card = {
         "name": model.cfg.name,
         "params": count_parameters(model),
@@ -86,15 +88,12 @@ def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = Non
             "confusion_matrix": m.confusion.tolist(),
             "labels": list(m.to_dict()["labels"]),
         },
-        "input_blur": model.cfg.input_blur,
-        "publictest_without_input_blur": {"accuracy": unblurred.accuracy},
+        "calibration": calibration_summary(calibration),
         "data_sha256": ds.digest,
         "ms_per_face": round(ms_per_face(for_inference(model)), 2),
         "ms_per_face_measured_on": f"{os.cpu_count()} CPU cores, 1 torch thread, batch of one, as served "
         "(fer.weights.for_inference)",
     }
-    out = Path(to) if to else BUNDLED_DIR
-    out.mkdir(parents=True, exist_ok=True)
     save_weights(model, out / "model.pt", card)
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card

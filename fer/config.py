@@ -40,7 +40,7 @@ class TrainConfig:
     channels_last: str = "auto"  # 'auto' (on), 'on', 'off': memory format of model and batches
     device: str = "auto"  # 'auto' (CUDA when present), 'cpu', 'cuda'
     threads: int = 0  # torch CPU threads (0: torch's default)
-    match_blur: bool = True  # if Training is much blurrier than PublicTest, blur sharper inputs at inference to match
+    autocast: str = "off"  # 'off' (float32) or 'bf16': forward pass under bfloat16 autocast, weights kept in float32
     register: bool = True  # register the final model in the MLflow Model Registry
     progress: bool = True  # show a progress bar per epoch
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -54,6 +54,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
+        d.pop("match_blur", None)  # runs from the blurred copy of FER2013 carried it
         model = ModelConfig.from_dict(d.pop("model", {}))
         augment = AugmentConfig(**d.pop("augment", {}))
         return cls(model=model, augment=augment, **d)
@@ -70,13 +71,15 @@ class TrainConfig:
 
 
 def production() -> TrainConfig:
-    """The served model: the paper's network twice as wide, on 24×24 inputs (FER2013's Training faces hold
-    no finer detail), label smoothing, a cosine schedule and flip test-time augmentation (docs/ablation.md)."""
+    """The served model: the paper's network twice as wide, Adam on a cosine schedule over 80 epochs in
+    batches of 64 under bfloat16 autocast (1.5× the images per second on this CPU), flip test-time
+    augmentation (docs/ablation.md)."""
     return TrainConfig(
-        epochs=60,
+        epochs=80,
+        batch_size=64,
         schedule="cosine",
-        label_smoothing=0.1,
-        model=ModelConfig(stem_channels=16, widths=(32, 64, 128, 256), input_pool=2, flip_tta=True),
+        autocast="bf16",
+        model=ModelConfig(stem_channels=16, widths=(32, 64, 128, 256), flip_tta=True),
     )
 
 
@@ -100,8 +103,8 @@ def command_for(config: dict) -> str:
     base, mine = recipe(cfg.recipe).flat(), cfg.flat()
     flags = [f"--recipe {cfg.recipe}"]
     for name, value in mine.items():
-        if name in ("recipe", "model.input_blur") or base.get(name) == value:
-            continue  # the input blur is measured from the data at the start of every run
+        if name in ("recipe", "model.temperature") or base.get(name) == value:
+            continue  # the temperature is fitted on the validation split at the end of every run
         if isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
         elif isinstance(value, bool):

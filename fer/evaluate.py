@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer import LABELS
+from fer.calibration import expected_calibration_error
 from fer.preprocess import normalize
 
 
@@ -26,6 +27,7 @@ class Metrics:
     accuracy: float
     n: int
     confusion: np.ndarray  # (7, 7) counts, rows true, columns predicted
+    ece: float = float("nan")  # expected calibration error, 15 equal-width confidence bins (fer.calibration)
 
     @property
     def per_class(self) -> dict[str, float]:
@@ -50,6 +52,7 @@ class Metrics:
             "accuracy": self.accuracy,
             "loss": self.loss,
             "n": self.n,
+            "ece": self.ece,
             "labels": list(LABELS),
             "per_class": self.per_class,
             "confusion_matrix": self.confusion.astype(int).tolist(),
@@ -85,27 +88,23 @@ def metrics_from_proba(proba: torch.Tensor, labels: np.ndarray | torch.Tensor) -
     cm = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
     np.add.at(cm, (y.numpy(), pred.numpy()), 1)
     return Metrics(
-        loss=loss, accuracy=float((pred == y).float().mean()) if len(y) else float("nan"), n=len(y), confusion=cm
+        loss=loss,
+        accuracy=float((pred == y).float().mean()) if len(y) else float("nan"),
+        n=len(y),
+        confusion=cm,
+        ece=expected_calibration_error(proba, y),
     )
 
 
-def evaluate_arrays(model, images, labels, device="cpu", channels_last=True, in_distribution=False):
-    """Metrics of `model` on uint8 faces; `in_distribution`: they come from the training images' own source
-    (Training or its validation part), so the model's input blur, meant for sharper faces, stays off."""
-    blur_before = getattr(model, "blur_inputs", None)
-    if blur_before is not None:
-        model.blur_inputs = not in_distribution
-    try:
-        return metrics_from_proba(predict_proba(model, images, device, channels_last), labels)
-    finally:
-        if blur_before is not None:
-            model.blur_inputs = blur_before
+def evaluate_arrays(model, images, labels, device="cpu", channels_last=True) -> Metrics:
+    """Metrics of `model` on uint8 faces, as served (test-time augmentation and temperature included)."""
+    return metrics_from_proba(predict_proba(model, images, device, channels_last), labels)
 
 
 @torch.no_grad()
 def ms_per_face(model: nn.Module, runs: int = 300, warmup: int = 30, threads: int = 1) -> float:
-    """Median milliseconds to classify one 48×48 face (batch of one, in inference: input blur and any
-    test-time augmentation the model does included) on `threads` torch threads (one core: the other is
+    """Median milliseconds to classify one 48×48 face (batch of one, in inference: any test-time
+    augmentation the model does included) on `threads` torch threads (one core: the other is
     left to face detection)."""
     was_training, threads_before = getattr(model, "training", False), torch.get_num_threads()  # (frozen: none)
     torch.set_num_threads(threads)
@@ -133,4 +132,5 @@ def format_table(m: Metrics, title: str) -> str:
         r = rep[lab]
         lines.append(f"{lab:<10}{r['recall']:>10.3f}{r['precision']:>11.3f}{r['f1']:>8.3f}{r['support']:>7d}")
     lines.append(f"{'overall':<10}{m.accuracy:>10.4f}{'':>11}{'':>8}{m.n:>7d}")
+    lines.append(f"expected calibration error (15 bins): {m.ece:.4f}")
     return "\n".join(lines)

@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer.preprocess import gaussian_blur, normalize
-
 
 @dataclass
 class ModelConfig:
@@ -32,15 +30,14 @@ class ModelConfig:
     num_classes: int = 7  # the emotions of Table 1
     stem_channels: int = 8  # width of the two stem convolutions
     widths: tuple[int, ...] = field(default=(16, 32, 64, 128))  # one per residual module
-    # Gaussian sigma (pixels at 48×48) applied to inputs in inference only, so sharp faces look like blurred
-    # training images; `fer train` measures it from the data (fer.preprocess.matching_blur); 0: none
-    input_blur: float = 0.0
     # average-pool factor applied to every input, in training and inference, before the stem: 2 turns 48×48 into
-    # 24×24 (a quarter of the compute). Lossless for FER2013's blurred Training faces, whose detail ends far below
-    # the 24-pixel Nyquist limit; 1: none
+    # 24×24 (a quarter of the compute, and the detail finer than 2 px lost); 1: none
     input_pool: int = 1
     flip_tta: bool = False  # in inference, average the logits of each face and its mirror image
     tta_shift: int = 0  # in inference, also average over the face shifted this many pixels (at 48×48) 4 ways; 0: off
+    # logits divided by this in inference, fitted on the validation split after training (fer.calibration) so the
+    # probabilities mean what they say; 1: as trained. The predicted emotion does not change.
+    temperature: float = 1.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,6 +49,11 @@ class ModelConfig:
         d = dict(d)
         if "widths" in d:
             d["widths"] = tuple(d["widths"])
+        if d.pop("input_blur", 0.0):
+            raise ValueError(
+                "this model learned from a blurred copy of FER2013 (it blurs its inputs); it is stale: "
+                "train a new one with `python -m fer train`"
+            )
         return cls(**d)
 
 
@@ -93,17 +95,6 @@ class ResidualModule(nn.Module):
         return self.pool(self.sep2(self.sep1(x))) + self.shortcut(x)
 
 
-class InputBlur(nn.Module):
-    """Blur, then stretch again to [0, 1]: a sharp face made as soft as the faces the model learned from."""
-
-    def __init__(self, sigma: float):
-        super().__init__()
-        self.sigma = sigma
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return normalize(gaussian_blur(x, self.sigma))
-
-
 def parse_tta(spec: str) -> tuple[bool, int]:
     """'none', 'flip', 'shift2', 'flip+shift2' -> (flip_tta, tta_shift)."""
     flip, shift = False, 0
@@ -125,8 +116,6 @@ class MiniXception(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
-        self.input_blur = InputBlur(cfg.input_blur) if cfg.input_blur > 0 else None
-        self.blur_inputs = True  # off while evaluating images of the training distribution itself
         if cfg.input_pool < 1 or cfg.input_size // cfg.input_pool < 16:
             raise ValueError(f"input_pool {cfg.input_pool} leaves {cfg.input_size // cfg.input_pool} pixels; need 16")
         # 'valid' padding as in the reference: 48 -> 46 -> 44
@@ -166,8 +155,6 @@ class MiniXception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, 1, 48, 48) normalised images -> (N, 7) logits."""
-        if self.input_blur is not None and self.blur_inputs and not self.training:
-            x = self.input_blur(x)
         views = self.views(x)
         x = torch.cat(views) if len(views) > 1 else x  # (V·N, 1, 48, 48)
         if self.cfg.input_pool > 1:
@@ -175,6 +162,8 @@ class MiniXception(nn.Module):
         logits = self.forward_head(self.forward_features(x))
         if len(views) > 1:
             logits = logits.view(len(views), -1, logits.shape[1]).mean(0)  # (V·N, 7) -> (N, 7)
+        if self.cfg.temperature != 1.0 and not self.training:
+            logits = logits / self.cfg.temperature
         return logits
 
     def stem_weights(self) -> list[nn.Parameter]:

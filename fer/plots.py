@@ -50,3 +50,33 @@ def confusion_matrix(cm: np.ndarray, labels, title: str):
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
+
+
+def reliability_diagram(calibration: dict, split: str = "PublicTest"):
+    """Accuracy against confidence per bin, before and after temperature scaling (the report of
+    fer.calibration.calibrate); a calibrated model's bars follow the diagonal, the grey line in each bin shows
+    the share of faces in it."""
+    c = calibration
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
+    panels = (
+        (axes[0], c["test_reliability_before"], "before (temperature 1)", c["test_ece_before"]),
+        (axes[1], c["test_reliability_after"], f"after (temperature {c['temperature']:.2f})", c["test_ece_after"]),
+    )
+    for ax, rows, name, ece in panels:
+        total = max(sum(r["n"] for r in rows), 1)
+        for r in rows:
+            if not r["n"]:
+                continue
+            width = r["hi"] - r["lo"]
+            ax.bar(r["lo"], r["accuracy"], width=width, align="edge", color="tab:blue", edgecolor="white")
+            gap = r["confidence"] - r["accuracy"]
+            ax.bar(r["lo"], gap, bottom=r["accuracy"], width=width, align="edge", color="tab:red", alpha=0.35)
+            ax.plot([r["lo"], r["hi"]], [r["n"] / total] * 2, color="dimgray", lw=3)
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", title=f"{name}: ECE {ece:.3f}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (blue), gap to confidence (red), share of faces (grey)")
+    axes[0].legend(loc="upper left")
+    fig.suptitle(f"{split}: reliability, temperature fitted on the validation split ({c['bins']} bins)")
+    fig.tight_layout()
+    return fig

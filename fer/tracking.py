@@ -61,7 +61,9 @@ class RunTracker:
     def log_epoch(self, row: dict, step: int) -> None:
         mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=step)
 
-    def log_final(self, model, state, val: Metrics, test: Metrics | None, out: Path, data_digest: str) -> dict:
+    def log_final(
+        self, model, state, val: Metrics, test: Metrics | None, out: Path, data_digest: str, calibration: dict
+    ) -> dict:
         from fer import plots
 
         out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,7 @@ class RunTracker:
         if test is not None:
             final.update(test_acc=test.accuracy, test_loss=test.loss)
             final.update({f"test_acc_{k}": v for k, v in test.per_class.items()})
+        final.update({k: v for k, v in calibration.items() if isinstance(v, float)})  # temperature, *_ece_*
         mlflow.log_metrics(final)
 
         shown = test if test is not None else val
@@ -84,6 +87,8 @@ class RunTracker:
                 shown.confusion, LABELS, f"{split}, accuracy {shown.accuracy:.2%}"
             ),
         }
+        if "test_reliability_before" in calibration:
+            figs["reliability_PublicTest.png"] = plots.reliability_diagram(calibration)
         for name, fig in figs.items():
             fig.savefig(out / name, dpi=110, bbox_inches="tight")
             mlflow.log_artifact(str(out / name), artifact_path="figures")
@@ -100,6 +105,7 @@ class RunTracker:
         mlflow.log_artifact(str(out / "report.json"))
 
         card = model_card(self.cfg, state, val, test, data_digest, sum(p.numel() for p in model.parameters()))
+        card["calibration"] = calibration_summary(calibration)
         (out / "card.json").write_text(json.dumps(card, indent=2))
         save_weights(model, out / "best.pt", card)
         mlflow.log_artifact(str(out / "best.pt"), artifact_path="weights")
@@ -138,9 +144,20 @@ def version_tags(card: dict) -> dict[str, str]:
         tags["publictest_accuracy"] = f"{test['accuracy']:.4f}"
         for k, v in test.get("per_class", {}).items():
             tags[f"publictest_acc_{k}"] = f"{v:.4f}"
+    calibration = card.get("calibration") or {}
+    if "temperature" in calibration:
+        tags["temperature"] = f"{calibration['temperature']:.4f}"
+    if "test_ece_after" in calibration:
+        tags["publictest_ece"] = f"{calibration['test_ece_after']:.4f}"
+        tags["publictest_ece_before_temperature"] = f"{calibration['test_ece_before']:.4f}"
     if card.get("validation"):
         tags["val_accuracy"] = f"{card['validation']['accuracy']:.4f}"
     return tags
+
+
+def calibration_summary(calibration: dict) -> dict:
+    """What a model card keeps of fer.calibration.calibrate's report: the figures, not the per-bin rows."""
+    return {k: v for k, v in calibration.items() if "reliability" not in k}
 
 
 def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, digest: str, params: int) -> dict:
@@ -156,7 +173,6 @@ def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, dige
         "selection": f"best {cfg.select} on "
         + ("PublicTest" if cfg.val == "public" else f"{cfg.val_fraction:.0%} of Training"),
         "validation": {"accuracy": val.accuracy, "n": val.n},
-        "input_blur": cfg.model.input_blur,
         "labels": list(LABELS),
         "data_sha256": digest,
         "command": "python -m fer " + " ".join(sys.argv[1:]),

@@ -6,8 +6,9 @@
 
 Each epoch: shuffle, normalise (eq. 1), augment on the batch, step; then
 validate, step the plateau schedule, keep the best weights and write a
-checkpoint atomically. At the end the best weights are evaluated on
-PublicTest and logged to MLflow with the figures and the model.
+checkpoint atomically. At the end the best weights get a temperature fitted
+on the validation split (fer.calibration), are evaluated on PublicTest and
+logged to MLflow with the figures and the model.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from torch import nn
 
 from fer import dist
 from fer.augment import augment
+from fer.calibration import calibrate
 from fer.config import TrainConfig
 from fer.data import DataError, load, train_val
 from fer.evaluate import Metrics, evaluate_arrays
 from fer.model import count_parameters, create_model
-from fer.preprocess import matching_blur, normalize, sharpness
+from fer.preprocess import normalize, sharpness
 
 
 class Plateau:
@@ -139,6 +141,9 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         if cfg.schedule not in ("plateau", "cosine"):
             raise SystemExit(f"error: unknown --schedule {cfg.schedule!r}; expected 'plateau' or 'cosine'")
+        if cfg.autocast not in ("off", "bf16"):
+            raise SystemExit(f"error: unknown --autocast {cfg.autocast!r}; expected 'off' or 'bf16'")
+        self.bf16 = cfg.autocast == "bf16"
         if cfg.batch_size % self.world:
             raise SystemExit(f"error: --batch-size {cfg.batch_size} does not split evenly over {self.world} processes")
         self.out = Path(cfg.out or f"runs/{cfg.recipe}")
@@ -226,7 +231,8 @@ class Trainer:
         for i, idx in enumerate(batches):
             x = augment(x_train[idx], cfg.augment, self.aug_gen)
             y = y_train[idx].to(self.device, non_blocking=True)
-            logits = self.ddp(self._to_batch(x))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = self.ddp(self._to_batch(x)).float()
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             total = loss + cfg.stem_l2 * sum(w.pow(2).sum() for w in stem) if stem else loss
             self.optimizer.zero_grad(set_to_none=True)
@@ -277,14 +283,7 @@ class Trainer:
                 for g in self.optimizer.param_groups:
                     g["lr"] = cosine_lr(cfg.lr, epoch, cfg.epochs)
             row = self.train_one_epoch(epoch, x_train, y_train)
-            val = evaluate_arrays(
-                self.model,
-                x_val,
-                y_val,
-                device=self.device,
-                channels_last=self.channels_last,
-                in_distribution=cfg.val == "split",
-            )
+            val = evaluate_arrays(self.model, x_val, y_val, device=self.device, channels_last=self.channels_last)
             row.update(
                 val_loss=val.loss, val_acc=val.accuracy, lr=self.optimizer.param_groups[0]["lr"], epoch=epoch + 1
             )
@@ -327,8 +326,6 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
     dist.init()
     ds = load(cfg.data, quiet=not dist.is_main())
     (x_tr, y_tr), (x_val, y_val) = train_val(ds, cfg.val, cfg.val_fraction, cfg.seed)
-    if cfg.match_blur:
-        cfg.model.input_blur = blur_for(ds)
     trainer = Trainer(cfg, resume=resume)
     try:
         if cfg.train_limit:  # a seeded random subset, so every class stays represented
@@ -338,6 +335,10 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
             x_test, y_test = ds.split("PublicTest")
         except DataError:
             x_test = y_test = None
+        if dist.is_main():
+            warning = sharpness_warning(x_tr, x_test if x_test is not None else x_val, "PublicTest")
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
         n_params = count_parameters(trainer.model)
         trainer.log(
             f"{cfg.model.name}: {n_params:,} parameters | {ds.summary()} | train {len(y_tr)}, val {len(y_val)} "
@@ -356,15 +357,19 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
             "stopped_early": state.stopped_early,
         }
         if dist.is_main():
-            val = evaluate_arrays(
-                trainer.model, x_val, y_val, device=trainer.device, in_distribution=cfg.val == "split"
-            )
+            trainer.model.cpu()
+            calibration = calibrate(trainer.model, x_val, y_val, x_test, y_test)
+            trainer.log(_calibration_line(calibration))
+            val = evaluate_arrays(trainer.model, x_val, y_val)
             result["val"] = val.to_dict()
             test: Metrics | None = None
             if x_test is not None:
-                test = evaluate_arrays(trainer.model, x_test, y_test, device=trainer.device)
+                test = evaluate_arrays(trainer.model, x_test, y_test)
                 result["test"] = test.to_dict()
-            result.update(tracker.log_final(trainer.model, state, val, test, trainer.out, data_digest=ds.digest))
+            result["calibration"] = tracking.calibration_summary(calibration)
+            result.update(
+                tracker.log_final(trainer.model, state, val, test, trainer.out, ds.digest, calibration=calibration)
+            )
             trainer.log(_final_line(result))
         dist.barrier()
         return result
@@ -372,22 +377,30 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         dist.cleanup()
 
 
-def blur_for(ds) -> float:
-    """The inference blur that matches Training's sharpness to PublicTest's (pixels only), with a warning."""
-    x_train, _ = ds.split("Training")
-    try:
-        x_ref, _ = ds.split("PublicTest")
-    except DataError:
-        return 0.0
-    sigma = matching_blur(x_train, x_ref)
-    if sigma and dist.is_main():
-        print(
-            f"data: Training images are much blurrier than PublicTest (median Laplacian spread "
-            f"{sharpness(x_train):.1f} vs {sharpness(x_ref):.1f} grey levels); the model will blur sharper inputs "
-            f"with sigma {sigma} px at inference to match (--match-blur false to turn off)",
-            file=sys.stderr,
-        )
-    return sigma
+def sharpness_warning(x_train, x_eval, eval_name: str, ratio: float = 2.0) -> str | None:
+    """A warning naming both figures when the training faces are much softer or sharper than the faces the
+    model is evaluated on (a damaged copy of FER2013 makes a model that fails on real faces); None if alike."""
+    train, other = sharpness(x_train), sharpness(x_eval)
+    if min(train, other) > 0 and max(train / other, other / train) < ratio:
+        return None
+    if train < other:
+        how = "much softer (blurred?)"
+    elif train > other:
+        how = "much sharper"
+    else:
+        return None
+    return (
+        f"warning: the training faces are {how} than the {eval_name} faces the model is evaluated on: "
+        f"sharpness (median Laplacian spread) {train:.1f} vs {other:.1f} grey levels. A model learns the "
+        "sharpness of its training images; check your copy of the data (`python -m fer data SOURCE`)."
+    )
+
+
+def _calibration_line(c: dict) -> str:
+    s = f"calibration: temperature {c['temperature']:.3f} fitted on validation"
+    if "test_ece_before" in c:
+        s += f"; PublicTest ECE {c['test_ece_before']:.4f} -> {c['test_ece_after']:.4f} ({c['bins']} bins)"
+    return s
 
 
 def _final_line(r: dict) -> str:

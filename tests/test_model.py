@@ -48,23 +48,27 @@ def test_channels_last_gives_the_same_answer():
     assert torch.allclose(a, b, atol=1e-4)
 
 
-def test_input_blur_acts_in_inference_only_and_survives_export():
-    from fer.preprocess import gaussian_blur, normalize
-
+def test_temperature_divides_the_logits_in_inference_only_and_survives_export():
     torch.manual_seed(0)
-    sharp = create_model().eval()
-    blurred = create_model(ModelConfig(input_blur=2.5)).eval()
-    blurred.load_state_dict(sharp.state_dict())  # the blur adds no weights
-    x = normalize(torch.rand(4, 1, 48, 48))
-    expected = sharp(normalize(gaussian_blur(x, 2.5)))
-    assert torch.allclose(blurred(x), expected, atol=1e-5)
-    blurred.blur_inputs = False
-    assert torch.allclose(blurred(x), sharp(x), atol=1e-6)
-    blurred.blur_inputs = True
+    plain = create_model(ModelConfig(flip_tta=True)).eval()
+    hot = create_model(ModelConfig(flip_tta=True, temperature=2.5)).eval()
+    hot.load_state_dict(plain.state_dict())  # the temperature adds no weights
+    x = torch.rand(4, 1, 48, 48)
+    assert torch.allclose(hot(x), plain(x) / 2.5, atol=1e-5)
+    assert torch.equal(hot(x).argmax(1), plain(x).argmax(1))
     program = torch.export.export(
-        blurred, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
+        hot, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
     )
-    assert torch.allclose(program.module()(x), expected, atol=1e-5)
+    assert torch.allclose(program.module()(x), plain(x) / 2.5, atol=1e-5)
+    hot.train()
+    plain.train()
+    assert torch.allclose(hot(x), plain(x), atol=1e-5)  # training sees the raw logits
+
+
+def test_a_model_from_the_blurred_copy_is_refused_by_name():
+    with pytest.raises(ValueError, match="blurred copy of FER2013"):
+        ModelConfig.from_dict({"input_blur": 2.75})
+    assert ModelConfig.from_dict({"input_blur": 0.0}) == ModelConfig()  # runs that measured no blur still load
 
 
 def test_input_pool_is_the_small_model_on_pooled_faces():
@@ -118,7 +122,7 @@ def test_for_inference_gives_the_same_answers_faster_graph():
     from fer.weights import for_inference
 
     torch.manual_seed(0)
-    model = create_model(ModelConfig(input_pool=2, flip_tta=True, input_blur=2.5)).eval()
+    model = create_model(ModelConfig(input_pool=2, flip_tta=True, temperature=1.7)).eval()
     exported = torch.export.export(
         model, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
     ).module()

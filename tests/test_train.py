@@ -153,7 +153,8 @@ def test_production_recipe_trains_with_a_cosine_schedule(tiny_folder, tmp_path, 
     flags = ["--epochs", "3", "--batch-size", "16", "--progress", "false", "--register", "false", "--val", "public"]
     fer_cli("train", "--recipe", "production", "--data", str(tiny_folder), "--out", str(out), *flags)
     card = json.loads((out / "card.json").read_text())
-    assert card["recipe"] == "production" and card["config"]["model"]["input_pool"] == 2
+    assert card["recipe"] == "production" and card["config"]["autocast"] == "bf16"
+    assert card["config"]["model"]["widths"] == [32, 64, 128, 256]
     lrs = [row["lr"] for row in torch.load(out / "last.pt", weights_only=True)["state"]["history"]]
     assert lrs == pytest.approx([cosine_lr(1e-3, e, 3) for e in range(3)])
 
@@ -166,6 +167,9 @@ def test_production_recipe_trains_with_a_cosine_schedule(tiny_folder, tmp_path, 
         f"python -m fer train --recipe production --data {tiny_folder} --out {out} --val public --epochs 3 "
         "--batch-size 16 --register false --progress false --model.flip-tta false --model.tta-shift 1"
     )
+    calibration = bundled["calibration"]
+    assert calibration["temperature"] > 0 and 0 <= calibration["test_ece_after"] <= 1
+    assert (tmp_path / "bundle" / "reliability.png").stat().st_size > 0
     assert bundled["ms_per_face"] > 0 and bundled["training_seconds"] > 0 and bundled["epochs_run"] == 3
     model = str(tmp_path / "bundle" / "model.pt")
     measured = json.loads(fer_cli("evaluate", "--data", str(tiny_folder), "--model", model, "--json").stdout)
@@ -177,3 +181,17 @@ def test_unknown_schedule_is_named(tiny_folder, tmp_path, mlflow_store):
         "train", "--data", str(tiny_folder), "--out", str(tmp_path / "x"), "--schedule", "step", *TINY, check=False
     )
     assert proc.returncode != 0 and "unknown --schedule 'step'" in proc.stderr
+
+
+def test_train_warns_when_its_training_faces_are_blurred(tmp_path, mlflow_store):
+    from PIL import Image, ImageFilter
+
+    from tests.conftest import write_folder
+
+    data = write_folder(tmp_path / "fer", n_train=4, n_test=2)
+    matched = fer_cli("train", "--data", str(data), "--out", str(tmp_path / "a"), *TINY[:1], "1", *TINY[2:])
+    assert "training faces are much" not in matched.stderr
+    for path in (data / "train").rglob("*.png"):
+        Image.open(path).filter(ImageFilter.GaussianBlur(3)).save(path)
+    damaged = fer_cli("train", "--data", str(data), "--out", str(tmp_path / "b"), *TINY[:1], "1", *TINY[2:])
+    assert "training faces are much softer (blurred?) than the PublicTest faces" in damaged.stderr
