@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from fer import LABELS
-from fer.images import to_rgb
+from fer.images import original_size, to_rgb
 from fer.preprocess import normalize
 
 FACE_SIZE = 48  # the classifier's input side, FER2013's image side
@@ -31,19 +31,18 @@ FACE_SIZE = 48  # the classifier's input side, FER2013's image side
 # Where an MTCNN box sits in a FER2013 frame. benchmarks/face_framing.py runs facenet-pytorch's MTCNN
 # (defaults) on 300 Training images upscaled 4× (48 -> 192 px, bicubic), each centred in a 384 px grey canvas
 # so the whole face is inside the picture, as in a photo (on the bare 192 px frame MTCNN finds fewer faces and
-# clips its boxes at the edges). Medians over the 92 faces found, as fractions of the frame side:
-#   box width 0.809, box height 1.037 (FER2013 cuts through the forehead and the chin),
-#   box centre - frame centre: x -0.052, y -0.031.
-# The x offset keeps its sign on mirrored images, so it is MTCNN's bias, not FER2013's; the serving crop runs
-# the same detector, so it corrects it all the same. The product's detector settings give the same geometry
-# (0.815, 1.035, -0.048, -0.025 on 71 faces). docs/face_crop.md has means, quartiles and the bare-frame numbers.
-# The serving crop inverts the medians: a square of side (w / 0.809 + h / 1.037) / 2 around the box centre
-# moved by +0.052 and +0.031 of that side. Around the measured boxes it recovers the true 48×48 frame with a
-# median IoU of 0.82 (median centre error 2.3 px of 48, side +0.1%); the rest is FER2013's own spread.
-FER_BOX_WIDTH = 0.809  # median MTCNN box width / FER2013 frame side
-FER_BOX_HEIGHT = 1.037  # median MTCNN box height / FER2013 frame side
-FER_BOX_DX = -0.052  # median (box centre x - frame centre x) / frame side
-FER_BOX_DY = -0.031  # median (box centre y - frame centre y) / frame side
+# clips its boxes at the edges). Medians over the 276 faces found, as fractions of the frame side:
+#   box width 0.810, box height 1.054 (FER2013 cuts through the forehead and the chin),
+#   box centre - frame centre: x -0.006, y +0.012 (FER2013 centres its faces; MTCNN's box sits a little low).
+# Measured on the original (sharp) Training pixels; an earlier copy of the split was blurred, and MTCNN found
+# only 92 of those faces, with boxes 5% further left and 4% higher. The product's detector settings give the
+# same geometry (0.805, 1.048, -0.008, +0.011 on 261 faces). docs/face_crop.md has means, quartiles and the
+# bare-frame numbers. The serving crop inverts the medians: a square of side (w / 0.810 + h / 1.054) / 2
+# around the box centre moved by +0.006 and -0.012 of that side; the rest is FER2013's own spread.
+FER_BOX_WIDTH = 0.810  # median MTCNN box width / FER2013 frame side
+FER_BOX_HEIGHT = 1.054  # median MTCNN box height / FER2013 frame side
+FER_BOX_DX = -0.006  # median (box centre x - frame centre x) / frame side
+FER_BOX_DY = 0.012  # median (box centre y - frame centre y) / frame side
 
 # Detection settings, chosen so that a 640×480 webcam frame costs at most 1/5 of MTCNN's defaults on the full
 # frame (benchmarks/pipeline_speed.py) with the same faces found on the reference photos and frames.
@@ -89,7 +88,7 @@ class Face:
 @dataclass
 class Analysis:
     faces: list[Face]  # left to right
-    width: int  # of the analysed image
+    width: int  # of the analysed image, in its file's own pixels (a JPEG may have been decoded smaller)
     height: int
     capped: bool  # more faces were found than max_faces; only the largest are kept
     total_found: int  # faces found before the cap
@@ -232,6 +231,7 @@ class FacePipeline:
 
     def analyze(self, image: Image.Image) -> Analysis:
         model = self._served[1]  # read once: a set_model() during this call does not mix two models
+        W0, H0 = original_size(image)  # the file's own pixels, where a JPEG was decoded at a reduced scale
         image = to_rgb(image)
         W, H = image.size
         raw, scores = self.detect(image)
@@ -251,6 +251,7 @@ class FacePipeline:
         raw, boxes, scores = raw[order], boxes[order], scores[order]
         proba = self.classify(crop_faces(image, raw), model)
         faces = []
+        boxes = boxes * np.array([W0 / W, H0 / H, W0 / W, H0 / H], dtype=np.float32)
         for box, score, p in zip(boxes, scores, proba):
             faces.append(
                 Face(
@@ -267,7 +268,7 @@ class FacePipeline:
             message = f"showing the {self.max_faces} largest of {total} faces"
         else:
             message = f"{total} face found" if total == 1 else f"{total} faces found"
-        return Analysis(faces=faces, width=W, height=H, capped=capped, total_found=total, message=message)
+        return Analysis(faces=faces, width=W0, height=H0, capped=capped, total_found=total, message=message)
 
 
 @lru_cache(maxsize=32)
