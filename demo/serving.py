@@ -39,12 +39,19 @@ def poll_seconds_from_env(default: float = DEFAULT_POLL_SECONDS) -> float:
 
 
 def public_uri(uri: str) -> str:
-    """A tracking URI fit to show on a page: no user name, password or token in it."""
+    """A tracking URI fit to show on a page: no user name, password, token or server folder in it.
+
+    http(s) keeps its host and path (without credentials or query); a local store (sqlite, file, a
+    database URL) shows its scheme and the store's name only: `sqlite: mlflow.db`. The full URI is logged."""
     parts = urlsplit(uri)
-    if parts.scheme in ("http", "https") and "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
+    if parts.scheme in ("http", "https"):
+        host = parts.netloc.rsplit("@", 1)[-1]
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return uri
+    if not uri:
+        return ""
+    scheme = parts.scheme or "file"
+    name = re.split(r"[/\\]", (parts.path or uri).rstrip("/\\"))[-1] or "(default)"
+    return f"{scheme}: {name}"
 
 
 # describe_error's short reasons that mean the tracking server could not be reached at all
@@ -92,6 +99,7 @@ class Serving:
     loaded_at: float  # time.time() of the swap
     checked_at: float  # time.time() of the last registry check
     poll_seconds: float
+    read_at: float | None = None  # time.time() of the last check that read the registry successfully
 
     @property
     def summary(self) -> str:
@@ -137,6 +145,7 @@ class ModelServer:
         self._serving: Serving | None = None
         self._failed_version: int | None = None  # a version that failed to load: not retried until the alias moves
         self._needs_bootstrap = bootstrap
+        self._reconnect = False  # set by a failed check: the next one starts from fresh connections
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -148,6 +157,7 @@ class ModelServer:
             return self
         from fer.faces import FacePipeline
 
+        log.info("model registry: %s", self._tracking_uri() or "MLflow's default store")  # in full, for the log
         model, serving = self._initial_model()
         self.pipeline = FacePipeline(model, max_faces=self.max_faces)
         with self._lock:
@@ -193,10 +203,18 @@ class ModelServer:
             acc = f"{s['publictest_accuracy']:.2%}" if s["publictest_accuracy"] is not None else "not recorded"
             lines.append(f"**Model:** bundled model ({s['registry_problem'] or 'registry not used'})")
             lines.append(f"**PublicTest accuracy:** {acc}")
+        read = (
+            f"last read {time.strftime('%H:%M:%S', time.localtime(s['read_at']))}"
+            if s.get("read_at")
+            else "not read yet"
+        )
         if s["poll_seconds"] > 0:
-            lines.append(f"**Registry:** `{s['tracking_uri']}`, checked every {s['poll_seconds']:g} s (last {checked})")
+            lines.append(
+                f"**Registry:** `{s['tracking_uri']}`, checked every {s['poll_seconds']:g} s "
+                f"(last check {checked}, {read})"
+            )
         else:
-            lines.append(f"**Registry:** `{s['tracking_uri']}`, checked once at start ({checked})")
+            lines.append(f"**Registry:** `{s['tracking_uri']}`, checked once at start ({checked}, {read})")
         if s["source"] == "registry" and s["registry_problem"]:
             lines.append(f"**Note:** {s['registry_problem']}; still serving version {s['version']}")
         return "  \n".join(lines)
@@ -212,15 +230,22 @@ class ModelServer:
         """Ask the registry once; swap in the production version if it moved. True when a new model serves."""
         now = time.time()
         try:
+            if self._reconnect and hasattr(self.registry, "reconnect"):
+                self.registry.reconnect()  # the last check failed: fresh connections, so a restored store is read
+            self._reconnect = False
             if self._needs_bootstrap:
                 self.registry.bootstrap()
                 self._needs_bootstrap = False
             resolved = self.registry.resolve()
         except Exception as e:  # noqa: BLE001 - whatever the registry raises, the current model keeps serving
+            self._reconnect = True
+            log.warning("registry check failed (%s); reconnecting on the next check", e)
             self._note_problem(self._registry_reason(e), now)
             return False
         with self._lock:
             current = self._serving
+            if current is not None:
+                current.read_at = now
         if current is not None and current.source == "registry" and current.version == resolved.version:
             self._note_problem("", now)
             return False
@@ -257,6 +282,7 @@ class ModelServer:
             resolved = self.registry.resolve()
         except Exception as e:  # noqa: BLE001 - serve the bundled model whatever went wrong
             reason = self._registry_reason(e)
+            self._reconnect = True
             log.warning("registry not usable (%s); serving the bundled model", e)
         else:
             try:
@@ -294,6 +320,7 @@ class ModelServer:
             loaded_at=now,
             checked_at=now,
             poll_seconds=self.poll_seconds,
+            read_at=now,
         )
 
     def _note_problem(self, problem: str, now: float) -> None:

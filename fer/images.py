@@ -8,6 +8,17 @@ RGB: transparency is composited on white, 16-bit and float images are
 stretched to 8 bits (not clipped). Whatever is wrong with the input (empty,
 not an image, truncated, too large, a decompression bomb) raises `ImageError`,
 whose message names the file and the problem and is safe to show a user.
+
+JPEGs (most uploads) are decoded by libjpeg-turbo through simplejpeg, in
+strict mode, so entropy-coded data that ends before the last row is an error
+even when an end-of-image marker was appended (libjpeg alone only warns and
+fills the rest with grey), and with DCT scaling: a photo whose long side is
+over `DECODE_MIN_SIDE` is decoded at 1/2, 1/4 or 1/8 of its size, as long as
+it keeps at least that many pixels, so a 48-megapixel photo costs tens of MB,
+not hundreds. `image.info["original_size"]` then holds the size of the file's
+own pixels (after EXIF orientation), and `fer.faces` reports boxes in them.
+A JPEG whose header declares more pixels than its bytes can hold is refused
+before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -22,6 +33,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_BYTES = 20_000_000  # a phone photo is 2-8 MB; anything far above is not a photo of faces
 MAX_PIXELS = 50_000_000  # a 50-megapixel camera; checked from the header, before any pixel is decoded
+# JPEGs are decoded at the smallest 1/1, 1/2, 1/4 or 1/8 scale whose long side keeps this many pixels: above
+# the 1920 px of a full-HD frame, so a face keeps 5/6 or more of the pixels it had in an HD frame of the scene.
+DECODE_MIN_SIDE = 2048
+# Every 8×8 block of a Huffman-coded JPEG's luminance costs at least one bit (its DC code), so a file with
+# fewer bits than blocks declares a size its data cannot hold: a header lie or a truncated file.
+_MIN_BITS_PER_BLOCK = 1
 
 # Pillow's DecompressionBombWarning is a global-state warning; `catch_warnings` is not thread-safe,
 # so the (cheap, header-only) open() that emits it runs under a lock.
@@ -91,6 +108,91 @@ def _too_many_pixels(limit: int, w: int | None = None, h: int | None = None) -> 
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    im = _open(data, name, max_pixels)
+    if im.format == "JPEG":
+        return _decode_jpeg(im, data, name)
+    try:
+        im.load()  # decode every pixel now, so a truncated or corrupt file fails here and not later
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(_where(name, _too_many_pixels(max_pixels))) from None
+    except Exception:  # noqa: BLE001 - decoders raise OSError, ValueError, SyntaxError... on bad data
+        raise ImageError(_where(name, _TRUNCATED)) from None
+    return _finish(im, name)
+
+
+_TRUNCATED = "truncated or corrupt image (its pixels cannot be decoded)"
+_ORIENTATION = 0x0112  # EXIF tag
+_SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the image a quarter
+
+
+def _decode_jpeg(header: Image.Image, data: bytes, name: str) -> Image.Image:
+    """Strict, DCT-scaled decoding of a JPEG whose header Pillow has read (size already checked)."""
+    import simplejpeg
+
+    w, h = header.size
+    blocks = -(-w // 8) * -(-h // 8)
+    if len(data) * 8 < blocks * _MIN_BITS_PER_BLOCK:
+        raise ImageError(
+            _where(
+                name,
+                f"truncated or corrupt image (its header declares {w}×{h} pixels, more than its "
+                f"{len(data):,} bytes can hold)",
+            )
+        )
+    n = 1
+    while n < 8 and max(w, h) / (2 * n) >= DECODE_MIN_SIDE:
+        n *= 2
+    grey = header.mode == "L"
+    try:
+        orientation = int(header.getexif().get(_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a malformed EXIF block should not cost the user the picture
+        orientation = 1
+    try:
+        pixels = simplejpeg.decode_jpeg(
+            data,
+            colorspace="GRAY" if grey else "RGB",
+            min_width=-(-w // n),
+            min_height=-(-h // n),
+            strict=True,  # a libjpeg warning (data ends early, corrupt segment) is an error
+        )
+    except Exception:  # noqa: BLE001 - simplejpeg raises ValueError and others on bad data
+        raise ImageError(_where(name, _TRUNCATED)) from None
+    im = Image.fromarray(pixels[..., 0] if grey else pixels, "L" if grey else "RGB")
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        im.info["exif"] = _orientation_only(orientation)
+        im = ImageOps.exif_transpose(im)
+    original = (h, w) if orientation in _SWAPS_SIDES else (w, h)
+    im = to_rgb(im)
+    if im.size != original:
+        im.info["original_size"] = original
+    return im
+
+
+def _orientation_only(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[_ORIENTATION] = orientation
+    return exif.tobytes()
+
+
+def original_size(image: Image.Image) -> tuple[int, int]:
+    """The size of the file's own pixels (after EXIF orientation): larger than `image.size` for a JPEG that
+    was decoded with DCT scaling."""
+    return tuple(image.info.get("original_size", image.size))
+
+
+def _finish(im: Image.Image, name: str) -> Image.Image:
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block should not cost the user the picture
+        pass
+    try:
+        return to_rgb(im)
+    except ImageError as e:
+        raise ImageError(_where(name, str(e))) from None
+
+
+def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Pillow's lazy open: the header only, with the size checks."""
     # Truncated files must fail here rather than decode to a grey half: this relies on Pillow's default
     # ImageFile.LOAD_TRUNCATED_IMAGES = False, which this module never changes.
     try:
@@ -111,21 +213,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise ImageError(_where(name, _too_many_pixels(max_pixels, w, h)))
     if w < 1 or h < 1:
         raise ImageError(_where(name, f"corrupt image (it declares {w}×{h} pixels)"))
-    try:
-        im.load()  # decode every pixel now, so a truncated or corrupt file fails here and not later
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(_where(name, _too_many_pixels(max_pixels))) from None
-    except Exception:  # noqa: BLE001 - decoders raise OSError, ValueError, SyntaxError... on bad data
-        raise ImageError(_where(name, "truncated or corrupt image (its pixels cannot be decoded)")) from None
-
-    try:
-        im = ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 - a malformed EXIF block should not cost the user the picture
-        pass
-    try:
-        return to_rgb(im)
-    except ImageError as e:
-        raise ImageError(_where(name, str(e))) from None
+    return im
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

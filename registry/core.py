@@ -88,6 +88,19 @@ class Registry:
     def tracking_uri(self) -> str:
         return self._uri
 
+    def reconnect(self) -> None:
+        """Close pooled database connections and build a fresh client, so a store restored or replaced in
+        place is read anew. (MLflow keeps one store object per URI, with its connection pool, for the whole
+        process: a new client alone would reuse the connections that failed.)"""
+        for get in (lambda: self.client._tracking_client.store, lambda: self.client._get_registry_client().store):
+            try:
+                engine = getattr(get(), "engine", None)
+            except Exception:  # noqa: BLE001 - a store that cannot even be built has no connections to close
+                continue
+            if engine is not None:
+                engine.dispose()
+        self.client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
+
     # -- reading ---------------------------------------------------------------------------------------------
 
     def _registered(self):

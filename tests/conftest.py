@@ -65,6 +65,19 @@ def write_csv(path: Path, n_train: int = 12, n_test: int = 4, leading_space: boo
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_upload_folder(tmp_path_factory):
+    """Gradio's upload folder for every demo this session launches, so tests can see what it keeps."""
+    folder = tmp_path_factory.mktemp("gradio-uploads")
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
@@ -175,3 +188,30 @@ def fer_cli(*args: str, cwd: Path | None = None, env: dict | None = None, check:
     if check and proc.returncode != 0:
         raise AssertionError(f"fer {' '.join(args)} exited {proc.returncode}\n{proc.stderr[-4000:]}")
     return proc
+
+
+# -- hostile JPEGs, built in the tests (nothing committed)
+
+
+def lying_jpeg(width: int = 8000, height: int = 6000) -> bytes:
+    """A 16×16 JPEG whose SOF0 header claims width×height: a few hundred bytes that say 48 megapixels."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 130, 140)).save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)  # marker, length (2), precision (1), then height, width
+    return bytes(data)
+
+
+def cut_jpeg(photo: Path, keep: float = 0.3) -> bytes:
+    """`photo` as a JPEG cut after `keep` of its bytes, with an end-of-image marker appended: libjpeg only warns
+    about such a file and fills the missing rows with grey."""
+    import io
+
+    buf = io.BytesIO()
+    Image.open(photo).convert("RGB").save(buf, format="JPEG", quality=90)
+    data = buf.getvalue()
+    return data[: int(len(data) * keep)] + b"\xff\xd9"

@@ -179,6 +179,18 @@ def test_upload_a_photo_and_read_the_faces_table(page, demo_v1, tmp_path):
     assert "/tmp" not in message.inner_text() and "Traceback" not in page.content()
     assert faces_table_rows(page) == []
 
+    # JPEGs that lie: cut short with an end marker appended, or a header claiming 48 megapixels
+    from tests.conftest import cut_jpeg, lying_jpeg
+
+    (tmp_path / "cut.jpg").write_bytes(cut_jpeg(photo))
+    (tmp_path / "header-lie.jpg").write_bytes(lying_jpeg())
+    for name in ("cut.jpg", "header-lie.jpg"):
+        page.goto(demo_v1)
+        page.locator("#photo-file input[type=file]").set_input_files(str(tmp_path / name))
+        expect(page.locator("#photo-message")).to_contain_text(f"{name}: truncated or corrupt image")
+        assert faces_table_rows(page) == []
+    page.screenshot(path=tmp_path / "lying-jpeg.png", full_page=True)
+
 
 def write_y4m(photo: Path, out: Path) -> Path:
     """One-frame YUV4MPEG2 video of `photo` (I420, BT.601 full range): what Chromium's fake camera plays, looped."""

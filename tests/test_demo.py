@@ -20,7 +20,7 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # loopback only: no usage pings from the tests
 
-from tests.conftest import PHOTOS, free_port, need_shared  # noqa: E402
+from tests.conftest import PHOTOS, cut_jpeg, free_port, lying_jpeg, need_shared  # noqa: E402
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -183,7 +183,8 @@ def test_predict_photo(client):
 def test_status_reports_the_bootstrapped_version(client):
     s = client.predict(api_name="/status")
     assert (s["source"], s["name"], s["version"], s["via"]) == ("registry", "fer-emotion", 1, "alias production")
-    assert s["tracking_uri"].startswith("sqlite:///")
+    assert s["tracking_uri"] == "sqlite: mlflow.db"  # scheme and store name: no server folder on the page
+    assert "/" not in s["tracking_uri"] and s["read_at"] >= s["loaded_at"]
     assert 0 < s["publictest_accuracy"] < 1  # the bundled model's card, carried as a version tag
 
 
@@ -209,11 +210,40 @@ BAD_INPUTS = [
     ("truncated.png", _truncated_photo, "truncated"),
     ("too-big.png", lambda: png_bytes() + os.urandom(SMALL_LIMIT + 100_000), "too large"),  # over the reader's limit
     ("bomb.png", _bomb, "megapixels"),
+    ("header-lie.jpg", lying_jpeg, "truncated or corrupt image (its header declares 8000×6000 pixels"),
+    ("cut.jpg", lambda: cut_jpeg(need_shared(PHOTOS) / "astronaut.png"), "truncated or corrupt"),
 ]
 
 
+def uploads_left(folder: Path) -> list[Path]:
+    """Files in the upload folder other than Gradio's cached copies of the page's examples."""
+    from demo.app import _is_example
+
+    return [p for p in folder.rglob("*") if p.is_file() and not _is_example(p)]
+
+
+def left_after_grace(folder: Path, names, timeout: float = 60) -> list[Path]:
+    """The uploads named `names` still in the folder once their deletion is due (polled; a bound, not a time)."""
+    deadline = time.time() + timeout
+    while True:
+        left = [p for p in uploads_left(folder) if p.name in names]
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def short_grace(monkeypatch):
+    """Analysed uploads are deleted 1 s after their analysis instead of 30 s, so tests need not wait."""
+    import demo.app
+
+    monkeypatch.setattr(demo.app, "UPLOAD_GRACE_S", 1.0)
+
+
 @pytest.mark.parametrize("name, content, says", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
-def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path, name, content, says):
+def test_bad_input_gets_a_message_and_the_server_keeps_serving(
+    client, tmp_path, name, content, says, _private_upload_folder, short_grace
+):
     path = tmp_path / name
     path.write_bytes(content())
     out = client.predict(handle_file(str(path)), api_name="/predict")
@@ -226,15 +256,67 @@ def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path,
     (tmp_path / "blank.png").write_bytes(png_bytes())
     ok = client.predict(handle_file(str(tmp_path / "blank.png")), api_name="/predict")
     assert ok == {"image": "blank.png", "faces": [], "error": None}
+    assert left_after_grace(_private_upload_folder, (name, "blank.png")) == []  # refused ones too
 
 
-def test_upload_over_gradios_limit_is_refused_and_the_server_keeps_serving(client, tmp_path):
+def test_uploads_are_not_kept(client, tmp_path, _private_upload_folder, short_grace):
+    photo = need_shared(PHOTOS) / "astronaut.png"
+    names = []
+    for i in range(5):
+        names.append(f"upload-{i}.png")
+        shutil.copy(photo, tmp_path / names[-1])
+        (tmp_path / names[-1]).open("ab").write(bytes([i]))  # distinct contents: five distinct uploads
+        out = client.predict(handle_file(str(tmp_path / names[-1])), api_name="/predict")
+        assert out["error"] is None and len(out["faces"]) == 1
+    assert left_after_grace(_private_upload_folder, names) == []
+    assert not [p for p in uploads_left(_private_upload_folder) if p.stat().st_size == 0]  # no empty temp files
+
+
+def test_the_same_photo_from_many_clients_at_once(demo_url):
+    """Gradio stores uploads by content, so concurrent users of one photo share a file: none may lose it."""
+    photo = need_shared(PHOTOS) / "astronaut.png"
+    answers: list[dict] = []
+
+    def user() -> None:
+        c = Client(demo_url, verbose=False)
+        for _ in range(3):
+            answers.append(c.predict(handle_file(str(photo)), api_name="/predict"))
+
+    threads = [threading.Thread(target=user, daemon=True) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert len(answers) == 18
+    assert [a["error"] for a in answers if a["error"]] == [] and all(len(a["faces"]) == 1 for a in answers)
+
+
+def test_sweeper_keeps_the_folder_under_its_ceiling_and_age(tmp_path):
+    from demo.app import sweep_uploads
+
+    now = time.time()
+    for i, (age, size) in enumerate([(5000, 10), (100, 400), (50, 400), (10, 400)]):
+        d = tmp_path / f"h{i}"
+        d.mkdir()
+        (d / "f.bin").write_bytes(b"x" * size)
+        os.utime(d / "f.bin", (now - age, now - age))
+    result = sweep_uploads(tmp_path, max_age_s=600, ceiling_bytes=900, now=now)
+    # the 5000 s old file goes for its age, then the oldest of the rest until 800 bytes are left
+    assert result == {"removed": 2, "freed_bytes": 410, "kept_bytes": 800}
+    assert sorted(p.parent.name for p in tmp_path.rglob("*.bin")) == ["h2", "h3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h2", "h3"]  # emptied folders removed
+
+
+def test_upload_over_gradios_limit_is_refused_and_the_server_keeps_serving(
+    client, tmp_path, _private_upload_folder, short_grace
+):
     huge = tmp_path / "huge.png"
     huge.write_bytes(png_bytes() + os.urandom(2 * SMALL_LIMIT + 100_000))  # launch(max_file_size=2 x the limit)
     with pytest.raises(Exception) as info:
         client.predict(handle_file(str(huge)), api_name="/predict")
     assert "size" in str(info.value).lower() or "413" in str(info.value)
     assert client.predict(api_name="/status")["version"] == 1
+    assert left_after_grace(_private_upload_folder, ("huge.png",)) == []
 
 
 # -- serving without a registry, and hot swaps
@@ -300,9 +382,9 @@ def test_hot_swap_under_concurrent_requests(store_v1, tmp_path, monkeypatch):
             while server.status()["version"] != v2 and time.time() < deadline:
                 time.sleep(0.2)
             swapped_at = time.time()
-            n_before = len(results)
-            while len(results) < n_before + 3 and time.time() < swapped_at + 60:
-                time.sleep(0.2)  # a few requests answered by the new model
+            # a few requests answered by the new model, counted as the assertion below counts them
+            while sum(t > swapped_at + 0.5 for t, _ in list(results)) < 3 and time.time() < swapped_at + 60:
+                time.sleep(0.2)
         finally:
             stop.set()
             for t in threads:
@@ -317,6 +399,42 @@ def test_hot_swap_under_concurrent_requests(store_v1, tmp_path, monkeypatch):
     new = [p for t, p in results if t > swapped_at + 0.5]
     assert old and new
     assert old[0] != pytest.approx(new[-1], abs=1e-4)  # the requests really went to the other model
+
+
+def test_the_poller_heals_after_the_store_is_truncated_and_restored_in_place(store_v2, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    server = start_server(store_v2, tmp_path, poll_seconds=0)
+    db = Path(store_v2[len("sqlite:///") :])
+    try:
+        saved = db.read_bytes()
+        with db.open("r+b") as f:
+            f.truncate(0)
+        assert server.refresh() is False
+        broken = server.status()
+        assert broken["version"] == 1 and "no such table" in broken["registry_problem"]
+        with db.open("r+b") as f:  # restored in place: the same file, the same bytes
+            f.write(saved)
+        # SQLite sees the same change counter as before the truncation: connections that failed keep failing
+        assert server.refresh() is False and server.status()["registry_problem"] == ""
+        # then version 2 is promoted by another process, as from the MLflow UI or `python -m registry`
+        subprocess.run(
+            [sys.executable, "-m", "registry", "--tracking-uri", store_v2, "promote", "2"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        assert server.refresh() is True
+        healed = server.status()
+        assert healed["version"] == 2 and healed["registry_problem"] == ""
+        assert healed["read_at"] > broken["read_at"]
+        assert "last read" in server.status_markdown()
+    finally:
+        server.close()
 
 
 def test_failed_load_keeps_serving_the_current_version(store_v2, tmp_path, monkeypatch):
@@ -381,3 +499,20 @@ def test_errors_shown_on_the_page_are_short_and_clean(error, shown):
     assert shown in text
     assert "s3cret" not in text and "/srv/app" not in text and "Traceback" not in text
     assert public_uri("https://bob:pw@mlflow.example.com/x?token=1") == "https://mlflow.example.com/x"
+    assert public_uri("sqlite:////srv/app/data/mlflow.db") == "sqlite: mlflow.db"
+    assert public_uri("postgresql://u:pw@db.internal:5432/mlflow") == "postgresql: mlflow"
+
+
+def test_an_upload_sent_again_before_its_deletion_is_kept_for_its_own_request(_private_upload_folder):
+    from demo.app import delete_due_uploads, discard_upload
+
+    d = _private_upload_folder / "0123abcd"
+    d.mkdir()
+    f = d / "same.png"
+    f.write_bytes(png_bytes())
+    assert discard_upload(f) is True and discard_upload("/etc/hostname") is False  # only the upload folder
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 10**9))  # the same photo uploaded again meanwhile
+    assert delete_due_uploads(now=time.monotonic() + 3600) == 0 and f.exists()
+    assert discard_upload(f) is True  # its own analysis schedules it again
+    assert delete_due_uploads(now=time.monotonic() + 3600) == 1
+    assert not f.exists() and not d.exists()

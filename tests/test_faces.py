@@ -152,7 +152,7 @@ def test_huge_image_detection_is_bounded(pipeline, tmp_path):
     path = tmp_path / "big.jpg"
     big.save(path, quality=80)
     image = read_image(path)
-    assert image.size == (6000, 4000)
+    assert image.size == (3000, 2000) and image.info["original_size"] == (6000, 4000)  # DCT-scaled by 1/2
     seen = []
     detect = pipeline.detector.detect
 
@@ -166,7 +166,7 @@ def test_huge_image_detection_is_bounded(pipeline, tmp_path):
     finally:
         del pipeline.detector.detect
     assert seen == [(pipeline.detect_max_side, pipeline.detect_max_side * 4000 // 6000)]
-    assert len(analysis.faces) == 1
+    assert len(analysis.faces) == 1 and (analysis.width, analysis.height) == (6000, 4000)
     x1, y1, x2, y2 = analysis.faces[0].box  # back in the original's pixels: astronaut's face is ~500 px wide there
     assert 1500 < x1 < x2 < 4500 and 400 < x2 - x1 < 700
 
@@ -352,3 +352,60 @@ def test_predict_json_good_and_bad(tmp_path):
     assert results[1]["faces"] == [] and "not an image" in results[1]["error"]
     assert Image.open(out_dir / "astronaut.png").size == (512, 512)
     assert "Traceback" not in proc.stderr
+
+
+# -- hostile JPEGs
+
+
+def test_lying_jpegs_are_named_in_predict_json(tmp_path):
+    from fer.tracking import save_weights
+    from tests.conftest import cut_jpeg, lying_jpeg
+
+    weights = save_weights(create_model().eval(), tmp_path / "w.pt")
+    header_lie = tmp_path / "header-lie.jpg"
+    header_lie.write_bytes(lying_jpeg())
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(cut_jpeg(need_shared(PHOTOS) / "astronaut.png"))
+    good = PHOTOS / "astronaut.png"
+    proc = fer_cli("predict", str(header_lie), str(cut), str(good), "--model", str(weights), "--json", check=False)
+    assert proc.returncode == 2, proc.stderr
+    results = json.loads(proc.stdout)
+    assert results[0]["error"] == (
+        "header-lie.jpg: truncated or corrupt image (its header declares 8000×6000 pixels, more than its "
+        f"{header_lie.stat().st_size:,} bytes can hold)"
+    )
+    assert results[1]["error"] == "cut.jpg: truncated or corrupt image (its pixels cannot be decoded)"
+    assert results[2]["error"] is None and len(results[2]["faces"]) == 1  # and the next file is still read
+
+
+def test_a_48_megapixel_jpeg_is_decoded_small_and_read_in_its_own_pixels(pipeline, tmp_path):
+    from fer.images import DECODE_MIN_SIDE, original_size, read_image
+
+    face = Image.open(need_shared(PHOTOS) / "astronaut.png").convert("RGB").resize((3000, 3000))
+    big = Image.new("RGB", (8000, 6000), (128, 128, 128))
+    big.paste(face, (4000, 1500))
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=85)
+    del big, face
+    image = read_image(path)
+    assert original_size(image) == (8000, 6000)
+    assert image.size == (4000, 3000) and max(image.size) >= DECODE_MIN_SIDE  # DCT-scaled by 1/2, not more
+    analysis = pipeline.analyze(image)
+    assert (analysis.width, analysis.height) == (8000, 6000) and len(analysis.faces) == 1
+    x1, y1, x2, y2 = analysis.faces[0].box  # in the file's pixels: the face pasted at (4000, 1500), 3000 px
+    assert 4000 <= x1 < (x1 + x2) / 2 < x2 <= 7000 and 1500 <= y1 < (y1 + y2) / 2 < y2 <= 4500
+
+
+def test_exif_orientation_holds_for_scaled_jpegs(tmp_path):
+    from fer.images import original_size, read_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated a quarter turn
+    path = tmp_path / "rotated.jpg"
+    Image.new("RGB", (3000, 1500), (90, 90, 90)).save(path, exif=exif.tobytes())
+    image = read_image(path)
+    assert original_size(image) == (1500, 3000) and image.size == (1500, 3000)  # half of 3000 < 2048: whole
+    big = tmp_path / "rotated-big.jpg"
+    Image.new("RGB", (8800, 4400), (90, 90, 90)).save(big, exif=exif.tobytes())
+    image = read_image(big)
+    assert original_size(image) == (4400, 8800) and image.size == (1100, 2200)  # a quarter: 2200 >= 2048
