@@ -382,8 +382,16 @@ def build_app(
                             label="Examples (public domain / CC0, see demo/examples/LICENSES.md)",
                         )
                     with gr.Column(scale=2):
+                        # the caption sits above the photo, not over it: Gradio's label badge would hide the
+                        # "#1 happy 92%" of a face boxed near the top-left corner
+                        gr.Markdown("**Faces found**", elem_id="faces-found-caption")
                         annotated = gr.Image(
-                            label="Faces found", type="pil", format="png", interactive=False, elem_id="faces-found"
+                            label="Faces found",
+                            show_label=False,
+                            type="pil",
+                            format="png",
+                            interactive=False,
+                            elem_id="faces-found",
                         )
                         message = gr.Markdown(elem_id="photo-message")
                         table = gr.Dataframe(
