@@ -23,9 +23,6 @@ import argparse
 import io
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.demo_process import running_demo  # noqa: E402
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
@@ -87,12 +86,6 @@ class Sampler(threading.Thread):
             time.sleep(0.02)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def burst(url: str, path: Path, clients: int, requests: int) -> tuple[int, int, int]:
     """(answers with faces, answers with an error, failed calls)."""
     from gradio_client import Client, handle_file
@@ -125,76 +118,54 @@ def main(argv: list[str] | None = None) -> int:
     uploads = work / "uploads"
     uploads.mkdir()
     paths = cases(Path(args.photo), work)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-        "GRADIO_TEMP_DIR": str(uploads),
-    }
-    log = open(work / "demo.log", "w")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "demo", "--host", "127.0.0.1", "--port", str(port), "--poll", "0"],
-        cwd=work,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "GRADIO_TEMP_DIR": str(uploads)}
     try:
-        deadline = time.time() + 300
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2):
-                    break
-            except OSError:
-                if demo.poll() is not None or time.time() > deadline:
-                    print(f"error: the demo did not start; see {work / 'demo.log'}", file=sys.stderr)
-                    return 1
-                time.sleep(0.5)
-        burst(url, paths["photo"], 1, 2)  # warm-up: models loaded, first request served
-        time.sleep(1)
-        idle = rss_mb(demo.pid)
-        print(f"demo pid {demo.pid}, idle resident {idle:.0f} MB; {os.cpu_count()} cores\n")
-        print(
-            f"{'case':<11}{'bytes':>11}{'calls':>7}{'faces':>7}{'errors':>8}{'failed':>8}"
-            f"{'before MB':>11}{'peak MB':>9}{'after MB':>10}{'peak-before':>13}"
-        )
-        for name, path in paths.items():
-            clients = max(1, args.clients // 4) if name == "48mp" else args.clients
-            before = rss_mb(demo.pid)
-            sampler = Sampler(demo.pid)
-            sampler.start()
-            totals = [0, 0, 0]
-            for _ in range(args.rounds):
-                for i, n in enumerate(burst(url, path, clients, args.requests)):
-                    totals[i] += n
-            time.sleep(2)
-            sampler.stop.set()
-            sampler.join()
-            after = rss_mb(demo.pid)
-            print(
-                f"{name:<11}{path.stat().st_size:>11,}{sum(totals):>7}{totals[0]:>7}{totals[1]:>8}{totals[2]:>8}"
-                f"{before:>11.0f}{sampler.peak:>9.0f}{after:>10.0f}{sampler.peak - before:>13.0f}",
-                flush=True,
-            )
-        from demo.app import UPLOAD_GRACE_S
-
-        time.sleep(UPLOAD_GRACE_S + 3)  # analysed uploads are deleted this long after their analysis
-        left = [p for p in uploads.rglob("*") if p.is_file()]
-        examples = {"astronaut.png", "camera.png"}  # Gradio's cached copies of the page's examples
-        print(
-            f"\nupload folder after the run: {len(left)} files, {sum(p.stat().st_size for p in left):,} bytes "
-            f"({sum(p.name in examples for p in left)} of them the page's examples)"
-        )
-        print(f"resident after everything: {rss_mb(demo.pid):.0f} MB (idle was {idle:.0f} MB)")
-    finally:
-        os.killpg(demo.pid, signal.SIGTERM)
-        demo.wait(timeout=30)
-        log.close()
+        with running_demo(work, env) as (demo, url):
+            measure(demo, url, paths, uploads, args)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def measure(demo, url: str, paths: dict[str, Path], uploads: Path, args) -> None:
+    burst(url, paths["photo"], 1, 2)  # warm-up: models loaded, first request served
+    time.sleep(1)
+    idle = rss_mb(demo.pid)
+    print(f"demo pid {demo.pid}, idle resident {idle:.0f} MB; {os.cpu_count()} cores\n")
+    print(
+        f"{'case':<11}{'bytes':>11}{'calls':>7}{'faces':>7}{'errors':>8}{'failed':>8}"
+        f"{'before MB':>11}{'peak MB':>9}{'after MB':>10}{'peak-before':>13}"
+    )
+    for name, path in paths.items():
+        clients = max(1, args.clients // 4) if name == "48mp" else args.clients
+        before = rss_mb(demo.pid)
+        sampler = Sampler(demo.pid)
+        sampler.start()
+        totals = [0, 0, 0]
+        for _ in range(args.rounds):
+            for i, n in enumerate(burst(url, path, clients, args.requests)):
+                totals[i] += n
+        time.sleep(2)
+        sampler.stop.set()
+        sampler.join()
+        after = rss_mb(demo.pid)
+        print(
+            f"{name:<11}{path.stat().st_size:>11,}{sum(totals):>7}{totals[0]:>7}{totals[1]:>8}{totals[2]:>8}"
+            f"{before:>11.0f}{sampler.peak:>9.0f}{after:>10.0f}{sampler.peak - before:>13.0f}",
+            flush=True,
+        )
+    from demo.app import UPLOAD_GRACE_S
+
+    time.sleep(UPLOAD_GRACE_S + 3)  # analysed uploads are deleted this long after their analysis
+    left = [p for p in uploads.rglob("*") if p.is_file()]
+    examples = {"astronaut.png", "camera.png"}  # Gradio's cached copies of the page's examples
+    print(
+        f"\nupload folder after the run: {len(left)} files, {sum(p.stat().st_size for p in left):,} bytes "
+        f"({sum(p.name in examples for p in left)} of them the page's examples)"
+    )
+    print(f"resident after everything: {rss_mb(demo.pid):.0f} MB (idle was {idle:.0f} MB)")
 
 
 if __name__ == "__main__":

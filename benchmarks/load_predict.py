@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.demo_process import running_demo  # noqa: E402
+
 os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -72,17 +71,8 @@ def row(name: str, latencies: list[float], wall: float, failed: int) -> dict:
     return r
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    from gradio_client import Client, handle_file
-
-    from demo.app import default_concurrency, predict
     from demo.serving import ModelServer
     from registry import Registry
 
@@ -95,101 +85,86 @@ def main(argv: list[str] | None = None) -> int:
     store = f"sqlite:///{work / 'mlflow.db'}"
     t0 = time.time()
     server = ModelServer(Registry(store), poll_seconds=0).start()  # bootstraps the store; the baseline's model
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": store}
-    log = open(work / "demo.log", "w")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "demo", "--host", "127.0.0.1", "--port", str(port), "--poll", "0"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2):
-                break
-        except OSError:
-            if demo.poll() is not None or time.time() > deadline:
-                if demo.poll() is None:
-                    os.killpg(demo.pid, signal.SIGTERM)
-                server.close()
-                print(f"error: the demo did not start; see {work / 'demo.log'}", file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-    print(f"serving {server.status()['summary']} on {url} (ready in {time.time() - t0:.0f} s)")
-    print(f"photo {photo.name}; {os.cpu_count()} cores; queue concurrency {default_concurrency()}\n")
-
     try:
-        # 1. the pipeline alone
-        predict(server, photo)  # warm-up
-        lat = []
-        start = time.perf_counter()
-        for _ in range(args.baseline_calls):
-            t = time.perf_counter()
-            predict(server, photo)
-            lat.append(time.perf_counter() - t)
-        base = row("pipeline alone (no HTTP)", lat, time.perf_counter() - start, 0)
-
-        # 2. one client
-        client = Client(url, verbose=False)
-        client.predict(handle_file(str(photo)), api_name="/predict")  # warm-up
-        lat, failed = [], 0
-        start = time.perf_counter()
-        for _ in range(args.baseline_calls):
-            t = time.perf_counter()
-            try:
-                out = client.predict(handle_file(str(photo)), api_name="/predict")
-                failed += out["error"] is not None
-                lat.append(time.perf_counter() - t)
-            except Exception:  # noqa: BLE001 - counted, not raised
-                failed += 1
-        one = row("1 client, sequential", lat, time.perf_counter() - start, failed)
-
-        # 3. many clients at once
-        clients = [Client(url, verbose=False) for _ in range(args.clients)]
-        lat, errors = [], []
-        lock = threading.Lock()
-        go = threading.Event()
-
-        def worker(c: Client) -> None:
-            go.wait()
-            for _ in range(args.calls):
-                t = time.perf_counter()
-                try:
-                    out = c.predict(handle_file(str(photo)), api_name="/predict")
-                    ok = out["error"] is None
-                except Exception as e:  # noqa: BLE001 - counted, not raised
-                    ok, out = False, repr(e)
-                with lock:
-                    (lat.append(time.perf_counter() - t) if ok else errors.append(str(out)[:200]))
-
-        threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in clients]
-        for th in threads:
-            th.start()
-        start = time.perf_counter()
-        go.set()
-        for th in threads:
-            th.join(timeout=1800)  # bounded: a stuck server ends the benchmark, not the machine
-        many = row(f"{args.clients} clients x {args.calls} calls", lat, time.perf_counter() - start, len(errors))
-        if errors:
-            print(f"first error: {errors[0]}")
-
-        print(
-            f"\nratios to the pipeline alone: 1 client p50 x{one['p50'] / base['p50']:.2f}; "
-            f"{args.clients} clients p50 x{many['p50'] / base['p50']:.2f}, p95 x{many['p95'] / base['p50']:.2f}, "
-            f"throughput x{many['per_s'] / base['per_s']:.2f}"
-        )
+        with running_demo(work, {"MLFLOW_TRACKING_URI": store}) as (_, url):
+            print(f"serving {server.status()['summary']} on {url} (ready in {time.time() - t0:.0f} s)")
+            measure(server, url, photo, args)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     finally:
-        os.killpg(demo.pid, signal.SIGTERM)
-        demo.wait(timeout=30)
-        log.close()
         server.close()
     os.chdir(ROOT)
     shutil.rmtree(work, ignore_errors=True)  # kept only when the demo did not start (its log is there)
     return 0
+
+
+def measure(server, url: str, photo: Path, args) -> None:
+    from gradio_client import Client, handle_file
+
+    from demo.app import default_concurrency, predict
+
+    print(f"photo {photo.name}; {os.cpu_count()} cores; queue concurrency {default_concurrency()}\n")
+
+    # 1. the pipeline alone
+    predict(server, photo)  # warm-up
+    lat = []
+    start = time.perf_counter()
+    for _ in range(args.baseline_calls):
+        t = time.perf_counter()
+        predict(server, photo)
+        lat.append(time.perf_counter() - t)
+    base = row("pipeline alone (no HTTP)", lat, time.perf_counter() - start, 0)
+
+    # 2. one client
+    client = Client(url, verbose=False)
+    client.predict(handle_file(str(photo)), api_name="/predict")  # warm-up
+    lat, failed = [], 0
+    start = time.perf_counter()
+    for _ in range(args.baseline_calls):
+        t = time.perf_counter()
+        try:
+            out = client.predict(handle_file(str(photo)), api_name="/predict")
+            failed += out["error"] is not None
+            lat.append(time.perf_counter() - t)
+        except Exception:  # noqa: BLE001 - counted, not raised
+            failed += 1
+    one = row("1 client, sequential", lat, time.perf_counter() - start, failed)
+
+    # 3. many clients at once
+    clients = [Client(url, verbose=False) for _ in range(args.clients)]
+    lat, errors = [], []
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def worker(c: Client) -> None:
+        go.wait()
+        for _ in range(args.calls):
+            t = time.perf_counter()
+            try:
+                out = c.predict(handle_file(str(photo)), api_name="/predict")
+                ok = out["error"] is None
+            except Exception as e:  # noqa: BLE001 - counted, not raised
+                ok, out = False, repr(e)
+            with lock:
+                (lat.append(time.perf_counter() - t) if ok else errors.append(str(out)[:200]))
+
+    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in clients]
+    for th in threads:
+        th.start()
+    start = time.perf_counter()
+    go.set()
+    for th in threads:
+        th.join(timeout=1800)  # bounded: a stuck server ends the benchmark, not the machine
+    many = row(f"{args.clients} clients x {args.calls} calls", lat, time.perf_counter() - start, len(errors))
+    if errors:
+        print(f"first error: {errors[0]}")
+
+    print(
+        f"\nratios to the pipeline alone: 1 client p50 x{one['p50'] / base['p50']:.2f}; "
+        f"{args.clients} clients p50 x{many['p50'] / base['p50']:.2f}, p95 x{many['p95'] / base['p50']:.2f}, "
+        f"throughput x{many['per_s'] / base['per_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":
