@@ -357,7 +357,14 @@ def _card_from_run(run) -> dict:
         card["publictest"] = {"accuracy": m["test_acc"], "per_class": per_class}
     if "best_val_acc" in m:
         card["validation"] = {"accuracy": m["best_val_acc"]}
+    calibration = {k: m[k] for k in CALIBRATION_METRICS if k in m}
+    if calibration:
+        card["calibration"] = calibration
     return card
+
+
+# what fer.calibration.calibrate reports and `fer train` logs as metrics
+CALIBRATION_METRICS = ("temperature", "val_ece_before", "val_ece_after", "test_ece_before", "test_ece_after")
 
 
 def _card_tags(card: dict) -> dict[str, str]:
@@ -377,4 +384,6 @@ def _card_metrics(card: dict) -> dict[str, float]:
         out.update({f"test_acc_{k}": float(v) for k, v in card["publictest"].get("per_class", {}).items()})
     if card.get("validation"):
         out["best_val_acc"] = float(card["validation"]["accuracy"])
+    calibration = card.get("calibration") or {}
+    out.update({k: float(calibration[k]) for k in CALIBRATION_METRICS if k in calibration})
     return out

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ablation behind docs/ablation.md: the production recipe and one lever changed at a time, short runs,
 # three seeds each (a seed draws the validation split, the initial weights, the shuffling and the augmentation,
-# so arms with the same seed are paired), one CPU thread per run, two runs at a time, selection on the
+# so arms with the same seed are paired), one CPU thread per run, $JOBS runs at a time, selection on the
 # validation part of Training. Runs whose report exists are skipped, so a killed ablation continues where it
 # stopped. Usage: bash scripts/ablation.sh [epochs] [seeds]; then python scripts/ablation_table.py
 set -euo pipefail
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 EPOCHS=${1:-6}
 SEEDS=${2:-"0 1 2"}
 PY=${PYTHON:-.venv/bin/python}
+JOBS=${JOBS:-2}  # runs at a time: one per core
 OUT=runs/ablation
 arms=(
   "production|"
@@ -31,7 +32,7 @@ for seed in $SEEDS; do
   for arm in "${arms[@]}"; do
     run "${arm%%|*}" "${arm#*|}" "$seed" &
     jobs_running=$((jobs_running + 1))
-    if [ "$jobs_running" -ge 2 ]; then wait -n; jobs_running=$((jobs_running - 1)); fi
+    if [ "$jobs_running" -ge "$JOBS" ]; then wait -n; jobs_running=$((jobs_running - 1)); fi
   done
 done
 wait

@@ -91,6 +91,9 @@ def test_register_promote_rollback_resolve_load_and_bootstrap(store):
     assert client.get_experiment(run.info.experiment_id).name == "fer-bundled"
     assert run.data.tags["publictest_accuracy"] == res.tags["publictest_accuracy"]
     assert run.data.metrics["test_acc"] == pytest.approx(card["publictest"]["accuracy"])
+    # its calibration too: the temperature inside the served graph, the ECE before and after it
+    assert res.tags["publictest_ece"] == f"{card['calibration']['test_ece_after']:.4f}"
+    assert run.data.metrics["temperature"] == pytest.approx(card["calibration"]["temperature"])
     assert reg.bootstrap() is None and len(reg.versions()) == 1  # idempotent
 
     # version 2 is promoted and rolled past but never loaded, so the quick pickle format does for it
