@@ -22,19 +22,11 @@ ECE_BINS = 15
 
 def expected_calibration_error(proba: torch.Tensor, labels, bins: int = ECE_BINS) -> float:
     """Sum over equal-width confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
-    proba = torch.as_tensor(proba, dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    if len(y) == 0:
+    rows = reliability(proba, labels, bins)
+    total = sum(r["n"] for r in rows)
+    if not total:
         return float("nan")
-    conf, pred = proba.max(dim=1)
-    correct = (pred == y).double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi)
-        if inside.any():
-            ece += inside.double().mean().item() * abs(correct[inside].mean().item() - conf[inside].mean().item())
-    return ece
+    return sum(r["n"] / total * abs(r["accuracy"] - r["confidence"]) for r in rows if r["n"])
 
 
 def reliability(proba: torch.Tensor, labels, bins: int = ECE_BINS) -> list[dict]:
@@ -87,20 +79,16 @@ def fit_temperature(logits: torch.Tensor, labels, lo: float = 0.05, hi: float = 
     return round(math.exp((a + b) / 2), 4)
 
 
-@torch.no_grad()
 def logits_of(model, images, batch_size: int = 512) -> torch.Tensor:
     """(N, H, W) uint8 faces -> (N, 7) logits as served (test-time augmentation included), at temperature 1."""
-    from fer.preprocess import normalize
+    from fer.evaluate import predict_logits  # fer.evaluate imports this module
 
-    was_training, t_before = model.training, model.cfg.temperature
-    model.eval()
+    t_before = model.cfg.temperature
     model.cfg.temperature = 1.0
     try:
-        out = [model(normalize(images[i : i + batch_size])).float() for i in range(0, len(images), batch_size)]
+        return predict_logits(model, images, channels_last=False, batch_size=batch_size)
     finally:
         model.cfg.temperature = t_before
-        model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, model.cfg.num_classes)
 
 
 def calibrate(model, x_val, y_val, x_test=None, y_test=None) -> dict:

@@ -60,6 +60,26 @@ class Metrics:
 
 
 @torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: np.ndarray | torch.Tensor,
+    device: torch.device | str = "cpu",
+    channels_last: bool = True,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """(N, H, W) uint8 faces -> (N, 7) logits as served: test-time augmentation and temperature included."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start : start + batch_size]).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out.append(model(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, len(LABELS))
+
+
 def predict_proba(
     model: nn.Module,
     images: np.ndarray | torch.Tensor,
@@ -68,17 +88,7 @@ def predict_proba(
     batch_size: int = 512,
 ) -> torch.Tensor:
     """(N, H, W) uint8 faces -> (N, 7) probabilities, with whatever test-time augmentation the model does."""
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(images[start : start + batch_size]).to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        p = torch.softmax(model(x), dim=1)
-        out.append(p.float().cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, len(LABELS))
+    return torch.softmax(predict_logits(model, images, device, channels_last, batch_size), dim=1)
 
 
 def metrics_from_proba(proba: torch.Tensor, labels: np.ndarray | torch.Tensor) -> Metrics:
