@@ -30,6 +30,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 on every weight, as gradient coefficient
     stem_l2: float = 0.01  # Keras-style L2 penalty on the stem kernels (the reference's l2(0.01))
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    class_weights: str = "none"  # 'none', or 'sqrt': each class's loss weighted by 1/sqrt(its count), mean 1
+    mixup: float = 0.0  # mixup: batches blended with a shuffled copy, weight drawn from Beta(a, a); 0 is off
     schedule: str = "plateau"  # 'plateau' (the paper: lr times plateau_factor on a stall) or 'cosine' (to 0 at epochs)
     monitor: str = "val_loss"  # quantity watched by the plateau schedule and early stopping
     patience: int = 50  # early stopping: epochs without improvement of `monitor` (Table 2)

@@ -144,6 +144,11 @@ class Trainer:
         if cfg.autocast not in ("off", "bf16"):
             raise SystemExit(f"error: unknown --autocast {cfg.autocast!r}; expected 'off' or 'bf16'")
         self.bf16 = cfg.autocast == "bf16"
+        if cfg.class_weights not in ("none", "sqrt"):
+            raise SystemExit(f"error: unknown --class-weights {cfg.class_weights!r}; expected 'none' or 'sqrt'")
+        if cfg.mixup < 0:
+            raise SystemExit(f"error: --mixup {cfg.mixup} is negative; give the Beta parameter, or 0 for off")
+        self.class_weight: torch.Tensor | None = None  # set by fit from the training labels
         if cfg.batch_size % self.world:
             raise SystemExit(f"error: --batch-size {cfg.batch_size} does not split evenly over {self.world} processes")
         self.out = Path(cfg.out or f"runs/{cfg.recipe}")
@@ -222,6 +227,7 @@ class Trainer:
         perm = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
         self.aug_gen.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + self.rank)
         batches = _shard(perm, self.rank, self.world, cfg.batch_size)
+        mix_rng = np.random.default_rng(cfg.seed * 7919 + epoch * 31 + self.rank)
         stem = self.model.stem_weights() if cfg.stem_l2 and hasattr(self.model, "stem_weights") else []
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.float64)
@@ -231,9 +237,16 @@ class Trainer:
         for i, idx in enumerate(batches):
             x = augment(x_train[idx], cfg.augment, self.aug_gen)
             y = y_train[idx].to(self.device, non_blocking=True)
+            lam, partner = 1.0, None
+            if cfg.mixup > 0:
+                lam = float(mix_rng.beta(cfg.mixup, cfg.mixup))
+                partner = torch.as_tensor(mix_rng.permutation(len(idx)))
+                x = lam * x + (1 - lam) * x[partner]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.ddp(self._to_batch(x)).float()
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            loss = self._loss(logits, y)
+            if partner is not None:
+                loss = lam * loss + (1 - lam) * self._loss(logits, y[partner.to(y.device)])
             total = loss + cfg.stem_l2 * sum(w.pow(2).sum() for w in stem) if stem else loss
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -259,6 +272,9 @@ class Trainer:
             "images_per_second": n / seconds,
         }
 
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, weight=self.class_weight, label_smoothing=self.cfg.label_smoothing)
+
     def _bar(self, total: int, epoch: int):
         if not (self.cfg.progress and dist.is_main()):
             return None
@@ -277,6 +293,8 @@ class Trainer:
         cfg = self.cfg
         x_train = normalize(x_train)  # (N, 1, 48, 48) float in [0, 1], once for the whole run
         y_train = torch.as_tensor(y_train)
+        if cfg.class_weights == "sqrt":
+            self.class_weight = sqrt_inverse_weights(y_train, cfg.model.num_classes).to(self.device)
         select_mode = monitor_mode(cfg.select)
         for epoch in range(self.state.epoch + 1, cfg.epochs):
             if cfg.schedule == "cosine":
@@ -317,6 +335,13 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.state
+
+
+def sqrt_inverse_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """1/sqrt(count) per class, scaled so the training images' mean weight is 1 (a class absent from y gets 0)."""
+    counts = torch.bincount(torch.as_tensor(y), minlength=n_classes).double()
+    w = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
+    return (w / (w[y].mean())).float()
 
 
 def run(cfg: TrainConfig, resume: bool = False) -> dict:

@@ -6,15 +6,16 @@
 # stopped. Usage: bash scripts/ablation.sh [epochs] [seeds]; then python scripts/ablation_table.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EPOCHS=${1:-6}
+EPOCHS=${1:-8}
 SEEDS=${2:-"0 1 2"}
 PY=${PYTHON:-.venv/bin/python}
 JOBS=${JOBS:-2}  # runs at a time: one per core
-OUT=runs/ablation
+OUT=${OUT:-runs/ablation-e$EPOCHS}
 arms=(
   "production|"
-  "narrow|--model.stem-channels 8 --model.widths 16,32,64,128"
-  "pool2|--model.input-pool 2"
+  "smooth|--label-smoothing 0.1"
+  "sqrt-weights|--class-weights sqrt"
+  "mixup|--mixup 0.2"
 )
 mkdir -p "$OUT"
 run() {  # name flags seed

@@ -195,3 +195,32 @@ def test_train_warns_when_its_training_faces_are_blurred(tmp_path, mlflow_store)
         Image.open(path).filter(ImageFilter.GaussianBlur(3)).save(path)
     damaged = fer_cli("train", "--data", str(data), "--out", str(tmp_path / "b"), *TINY[:1], "1", *TINY[2:])
     assert "training faces are much softer (blurred?) than the PublicTest faces" in damaged.stderr
+
+
+def test_sqrt_class_weights_favour_the_rare_class_and_average_one():
+    from fer.train import sqrt_inverse_weights
+
+    y = torch.tensor([0] * 100 + [1] * 4 + [2] * 25)
+    w = sqrt_inverse_weights(y, 4)
+    assert w[1] / w[0] == pytest.approx(5.0) and w[2] / w[0] == pytest.approx(2.0)
+    assert w[y].mean().item() == pytest.approx(1.0) and w[3] == 0  # class 3 is absent
+
+
+def test_mixup_and_class_weights_train_and_are_recorded(tiny_folder, tmp_path, mlflow_store):
+    out = tmp_path / "levers"
+    fer_cli(
+        "train", "--data", str(tiny_folder), "--out", str(out), *TINY, "--mixup", "0.2", "--class-weights", "sqrt"
+    )
+    history = torch.load(out / "last.pt", weights_only=True)["state"]["history"]
+    assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in history)
+    card = json.loads((out / "card.json").read_text())
+    assert card["config"]["mixup"] == 0.2 and card["config"]["class_weights"] == "sqrt"
+    assert "--class-weights sqrt" in card["command"] and "--mixup 0.2" in card["command"]
+
+
+def test_unknown_class_weights_are_named(tiny_folder, tmp_path, mlflow_store):
+    proc = fer_cli(
+        "train", "--data", str(tiny_folder), "--out", str(tmp_path / "x"), *TINY, "--class-weights", "inverse",
+        check=False,
+    )
+    assert proc.returncode != 0 and "unknown --class-weights 'inverse'" in proc.stderr
