@@ -3,7 +3,7 @@
 python -m fer --help
 python -m fer train [--recipe paper] [--resume] [--data DIR|CSV] [...one flag per config field]
 python -m fer evaluate --data DIR|CSV [--split test] [--model bundled|PATH|models:/NAME@ALIAS] [--json]
-python -m fer predict IMAGE... [--model bundled|PATH|models:/NAME@ALIAS] [--json] [--annotate DIR]
+python -m fer predict IMAGE... [--model bundled|PATH|models:/NAME@ALIAS] [--json] [--annotate DIR] [--min-face 40]
 python -m fer data DIR|CSV
 python -m fer bundle runs/paper          # ship a run's best weights as the bundled model
 python -m fer models
@@ -54,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
         help="print one JSON array, one {image, faces, error} object per IMAGE in order",
     )
     pr.add_argument("--annotate", default="", metavar="DIR", help="write each photo with its faces boxed to DIR/*.png")
+    pr.add_argument(
+        "--min-face",
+        type=int,
+        default=40,
+        metavar="PX",
+        help="smallest face looked for, in the photo's own pixels, at every photo size (default 40; 12 at least)",
+    )
+    pr.add_argument(
+        "--face-mode",
+        default="auto",
+        choices=("auto", "detect", "whole"),
+        help="detect: MTCNN's faces only; whole: each photo is one face (a FER2013 file, a tight crop); "
+        "auto (default): detect; a photo with both sides up to 160 px is one face when no face is found in it "
+        "or its one face fills at least half of it",
+    )
 
     d = sub.add_parser("data", help="read a FER2013 folder or CSV into the cache and print its counts")
     d.add_argument("source", help="FER2013 folder or Kaggle CSV")
@@ -142,19 +157,26 @@ def _predict_table(path: str, analysis) -> str:
         )
         for i, f in enumerate(analysis.faces, 1):
             probs = "".join(f"{f.probabilities[lab]:>9.2f}" for lab in LABELS)
-            lines.append(f"  {i:>2}  {str(f.box):<24}{f.score:>6.2f}  {f.emotion:<9}{probs}")
+            score = "whole" if f.whole_image else f"{f.score:.2f}"
+            lines.append(f"  {i:>2}  {str(f.box):<24}{score:>6}  {f.emotion:<9}{probs}")
     return "\n".join(lines)
 
 
 def cmd_predict(args) -> int:
     from pathlib import Path
 
+    from fer.detect import check_min_face
     from fer.faces import FacePipeline, annotate
     from fer.images import ImageError, read_image
     from fer.weights import load_model
 
+    try:
+        check_min_face(args.min_face)
+    except ValueError as e:
+        print(f"error: --min-face: {e}", file=sys.stderr)
+        return 2
     model, _ = load_model(args.model)
-    pipeline = FacePipeline(model)
+    pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +190,14 @@ def cmd_predict(args) -> int:
             if not args.json:
                 print(f"error: {e}", file=sys.stderr)  # the message names the file
             continue
-        analysis = pipeline.analyze(image)
+        try:
+            analysis = pipeline.analyze(image)
+        except ValueError as e:  # the smallest face asked for does not fit in this photo
+            all_read = False
+            results.append({"image": path, "faces": [], "error": f"{Path(path).name}: {e}"})
+            if not args.json:
+                print(f"error: {Path(path).name}: {e}", file=sys.stderr)
+            continue
         result = {"image": path, "faces": [f.to_dict() for f in analysis.faces], "error": None}
         if out_dir is not None:
             stem, n = Path(path).stem, 1

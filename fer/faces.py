@@ -4,8 +4,9 @@
 
 The serving path of the product (the demo and `fer predict`):
 
-1. detect: facenet-pytorch's MTCNN on a copy of the image resized to `detect_max_side` on its long side,
-   boxes scaled back to the original pixels;
+1. detect: MTCNN (fer.detect: facenet-pytorch's networks, batched) finds every face of at least `min_face`
+   pixels of the image (default 40); an image that is already a face (a FER2013 file, a tight crop) is
+   taken whole (`face_mode`);
 2. crop: each box becomes the square FER2013 would have cut around that face (constants measured by
    benchmarks/face_framing.py, see docs/face_crop.md), taken from the original image, grey, 48×48;
 3. classify: `fer.preprocess.normalize` (the one normalisation training uses) and one forward call for
@@ -23,6 +24,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from fer import LABELS
+from fer.detect import MIN_FACE, PNET_WINDOW, PYRAMID_FACTOR, THRESHOLDS, FaceDetector, check_min_face
 from fer.images import original_size, to_rgb
 from fer.preprocess import normalize
 
@@ -44,19 +46,9 @@ FER_BOX_HEIGHT = 1.054  # median MTCNN box height / FER2013 frame side
 FER_BOX_DX = -0.006  # median (box centre x - frame centre x) / frame side
 FER_BOX_DY = 0.012  # median (box centre y - frame centre y) / frame side
 
-# Detection settings, chosen so that a 640×480 webcam frame costs at most 1/5 of MTCNN's defaults on the full
-# frame (benchmarks/pipeline_speed.py) with the same faces found on the reference photos and frames.
-# MTCNN's pyramid starts at 12/min_face_size of the image, so its cost is set by min_face_size/detect_max_side,
-# the smallest face looked for as a fraction of the image: with 32/320, face boxes from about 40 px wide are
-# found in a 640×480 frame (70 px in 1280×720; MTCNN's defaults find 20 px). For group photos with small faces
-# raise detect_max_side: the cost grows with its square.
-DETECT_MAX_SIDE = 320  # long side of the copy detection runs on, in pixels
-MIN_FACE_SIZE = 32  # smallest face window MTCNN looks for, in pixels of that copy
-# MTCNN's defaults are (0.6, 0.7, 0.7) and 0.709. A stricter first stage passes fewer windows to the second
-# (each one a Python-level crop and resize in facenet-pytorch), a stricter last stage rejects more non-faces,
-# and a coarser pyramid runs fewer scales: about a third less time, the same faces on the reference images.
-THRESHOLDS = (0.7, 0.7, 0.8)  # P-, R-, O-net face probability thresholds
-PYRAMID_FACTOR = 0.6  # scale step of the image pyramid
+FACE_MODES = ("auto", "detect", "whole")  # see FacePipeline.analyze
+WHOLE_MAX_SIDE = 160  # in 'auto', an image with both sides up to this and no face found is read as one face,
+TIGHT_CROP_FILL = 0.5  # and so is one whose single face found spans at least this part of its shorter side
 
 _COLOURS = {  # one per emotion, readable under white text
     "angry": (200, 30, 30),
@@ -72,9 +64,10 @@ _COLOURS = {  # one per emotion, readable under white text
 @dataclass
 class Face:
     box: list[int]  # [x1, y1, x2, y2] in the original image's pixels, inside the image
-    score: float  # MTCNN's face probability
+    score: float | None  # MTCNN's face probability; None for a whole image taken as one face
     emotion: str  # the most probable label
     probabilities: dict[str, float]  # every label of fer.LABELS, in that order; sums to 1
+    whole_image: bool = False  # no face was detected: the whole image was read as one face (face_mode)
 
     def to_dict(self) -> dict:
         return {
@@ -82,6 +75,7 @@ class Face:
             "score": self.score,
             "emotion": self.emotion,
             "probabilities": self.probabilities,
+            "whole_image": self.whole_image,
         }
 
 
@@ -139,11 +133,12 @@ def crop_faces(image: Image.Image, boxes) -> np.ndarray:
     return out
 
 
-def _channels_last(net: torch.nn.Module) -> None:
-    # On this CPU build max-pooling an NCHW tensor is ~10× slower than channels-last (measured: 10.7 vs 1.1 ms
-    # for ONet's first pool), and MTCNN's nets are mostly pooling; the values are the same either way.
-    net.to(memory_format=torch.channels_last)
-    net.register_forward_pre_hook(lambda _mod, args: (args[0].contiguous(memory_format=torch.channels_last),))
+def whole_face(image: Image.Image) -> np.ndarray:
+    """(1, 48, 48) uint8: the whole image as one grey face (a 48×48 FER2013 file keeps its exact pixels)."""
+    grey = image if image.mode == "L" else to_rgb(image).convert("L")
+    if grey.size != (FACE_SIZE, FACE_SIZE):
+        grey = grey.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.array(grey)[None]
 
 
 class FacePipeline:
@@ -154,31 +149,21 @@ class FacePipeline:
         model: torch.nn.Module,
         *,
         max_faces: int = 20,
-        detect_max_side: int = DETECT_MAX_SIDE,
-        min_face_size: int = MIN_FACE_SIZE,
+        min_face: int = MIN_FACE,
+        face_mode: str = "auto",
         thresholds: tuple[float, float, float] = THRESHOLDS,
         factor: float = PYRAMID_FACTOR,
         device: str | torch.device = "cpu",
     ):
-        from facenet_pytorch import MTCNN  # imports torchvision; only the serving path pays for it
-
         if max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, got {max_faces}")
+        check_min_face(min_face)
+        check_face_mode(face_mode)
         self.max_faces = max_faces
-        self.detect_max_side = detect_max_side
-        self.min_face_size = min_face_size
+        self.min_face = min_face
+        self.face_mode = face_mode
         self.device = torch.device(device)
-        # Created once: building MTCNN loads three networks' weights from the wheel.
-        self.detector = MTCNN(
-            keep_all=True,
-            post_process=False,
-            min_face_size=min_face_size,
-            thresholds=list(thresholds),
-            factor=factor,
-            device=self.device,
-        ).eval()
-        for net in (self.detector.pnet, self.detector.rnet, self.detector.onet):
-            _channels_last(net)
+        self.detector = FaceDetector(thresholds, factor, self.device)  # built once: three nets traced and frozen
         self._served: tuple[torch.nn.Module, torch.nn.Module] | None = None
         self.set_model(model)
 
@@ -195,30 +180,14 @@ class FacePipeline:
         # one reference assignment: atomic, so readers see the old pair or the new one
         self._served = (model, for_inference(model))
 
-    def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 4) float boxes in the image's pixels and (N,) face probabilities."""
+    def detect(self, image: Image.Image, min_face: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 4) float boxes in the image's pixels and (N,) face probabilities, for faces of at least
+        `min_face` pixels of the image's file (a JPEG decoded at a reduced scale is looked at in proportion)."""
         image = to_rgb(image)
-        W, H = image.size
-        # Resized up as well as down: MTCNN's pyramid is relative to the image, so every input costs the same
-        # and the smallest face looked for is the same fraction of it; a 48×48 face photo is upscaled to be seen.
-        scale = self.detect_max_side / max(W, H)
-        dw, dh = max(1, round(W * scale)), max(1, round(H * scale))
-        if min(dw, dh) < self.min_face_size:  # too thin for a single pyramid level (MTCNN would crash)
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        if (dw, dh) == (W, H):
-            small = image
-        elif scale < 1:  # reducing_gap=1: a box-filter reduce() by the whole factor first, 10× cheaper than bilinear
-            small = image.resize((dw, dh), Image.Resampling.BILINEAR, reducing_gap=1.0)
-        else:
-            small = image.resize((dw, dh), Image.Resampling.BILINEAR)
-        with torch.no_grad():
-            boxes, probs = self.detector.detect(small)
-        if boxes is None:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        boxes = np.asarray(boxes, dtype=np.float32)[:, :4]
-        boxes[:, [0, 2]] *= W / dw
-        boxes[:, [1, 3]] *= H / dh
-        return boxes, np.asarray(probs, dtype=np.float32)
+        min_face = self.min_face if min_face is None else min_face
+        W0, _ = original_size(image)
+        scaled = max(PNET_WINDOW, round(min_face * image.width / W0))
+        return self.detector.detect(image, scaled)
 
     @torch.no_grad()
     def classify(self, faces: np.ndarray, model: torch.nn.Module | None = None) -> np.ndarray:
@@ -229,12 +198,25 @@ class FacePipeline:
         x = normalize(faces).to(self.device)
         return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
-    def analyze(self, image: Image.Image) -> Analysis:
+    def analyze(self, image: Image.Image, *, min_face: int | None = None, face_mode: str | None = None) -> Analysis:
+        """Every face's emotions. `face_mode`: 'detect' (MTCNN's faces only), 'whole' (the image is one face),
+        'auto' (MTCNN's faces; an image with both sides at most 160 px is one face when no face is found in it
+        or when its one face fills at least half of it: a FER2013 file or a tight crop).
+        ValueError, naming the problem, when `min_face` cannot be looked for in this image."""
         model = self._served[1]  # read once: a set_model() during this call does not mix two models
+        min_face = self.min_face if min_face is None else min_face
+        face_mode = self.face_mode if face_mode is None else face_mode
+        check_face_mode(face_mode)
         W0, H0 = original_size(image)  # the file's own pixels, where a JPEG was decoded at a reduced scale
         image = to_rgb(image)
         W, H = image.size
-        raw, scores = self.detect(image)
+        small = max(W0, H0) <= WHOLE_MAX_SIDE
+        if face_mode == "whole" or (face_mode == "auto" and small and min_face > min(W0, H0)):
+            return self._whole(image, model, W0, H0)
+        check_min_face(min_face, W0, H0)
+        raw, scores = self.detect(image, min_face)
+        if face_mode == "auto" and small and _tight_crop(raw, W, H):
+            return self._whole(image, model, W0, H0)
         # Reported boxes are clipped to the image (MTCNN's may run past an edge); the crop uses the unclipped
         # geometry MTCNN saw, since that is what the FER2013 framing was measured against.
         boxes = raw.copy()
@@ -269,6 +251,31 @@ class FacePipeline:
         else:
             message = f"{total} face found" if total == 1 else f"{total} faces found"
         return Analysis(faces=faces, width=W0, height=H0, capped=capped, total_found=total, message=message)
+
+    def _whole(self, image: Image.Image, model, W0: int, H0: int) -> Analysis:
+        p = self.classify(whole_face(image), model)[0]
+        face = Face(
+            box=[0, 0, W0, H0],
+            score=None,
+            emotion=LABELS[int(p.argmax())],
+            probabilities={lab: float(v) for lab, v in zip(LABELS, p)},
+            whole_image=True,
+        )
+        return Analysis([face], W0, H0, capped=False, total_found=1, message="the whole image read as one face")
+
+
+def _tight_crop(boxes: np.ndarray, width: int, height: int) -> bool:
+    """True for a small image that is already a face: no face found in it (MTCNN needs a margin around a face),
+    or one face spanning at least half its shorter side (MTCNN finds 3 in 4 FER2013 files, at 0.5-1.2 of the
+    side; FER2013's own frame is what the classifier learned, so the whole image reads better than a re-crop)."""
+    if not len(boxes):
+        return True
+    return len(boxes) == 1 and float(boxes[0, 2] - boxes[0, 0]) >= TIGHT_CROP_FILL * min(width, height)
+
+
+def check_face_mode(mode: str) -> None:
+    if mode not in FACE_MODES:
+        raise ValueError(f"unknown face mode {mode!r}; expected one of {', '.join(FACE_MODES)}")
 
 
 @lru_cache(maxsize=32)

@@ -74,7 +74,7 @@ def check_face(face, width: int, height: int) -> None:
     assert list(face.probabilities) == list(LABELS)
     assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert face.emotion == max(face.probabilities, key=face.probabilities.get)
-    assert 0 < face.score <= 1
+    assert 0 < face.score <= 1 and face.whole_image is False
 
 
 # --- the pipeline on real photos ---------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def test_reference_photos(pipeline, name, n_faces):
     d = analysis.to_dict()
     assert set(d) == {"faces", "width", "height", "capped", "total_found", "message"}
     for f in d["faces"]:
-        assert set(f) == {"box", "score", "emotion", "probabilities"}
+        assert set(f) == {"box", "score", "emotion", "probabilities", "whole_image"}
     json.dumps(d)  # plain types only
 
 
@@ -146,7 +146,7 @@ def test_set_model_serves_the_new_model(pipeline):
         pipeline.set_model(old)
 
 
-def test_huge_image_detection_is_bounded(pipeline, tmp_path):
+def test_a_scaled_jpeg_is_searched_for_faces_of_min_face_in_its_own_pixels(pipeline, tmp_path):
     big = Image.new("RGB", (6000, 4000), (120, 120, 120))
     big.paste(photo("astronaut.png").resize((3000, 3000), Image.Resampling.BILINEAR), (1500, 500))
     path = tmp_path / "big.jpg"
@@ -156,25 +156,107 @@ def test_huge_image_detection_is_bounded(pipeline, tmp_path):
     seen = []
     detect = pipeline.detector.detect
 
-    def spy(img, *args, **kwargs):
-        seen.append(img.size)
-        return detect(img, *args, **kwargs)
+    def spy(img, min_face):
+        seen.append((img.size, min_face))
+        return detect(img, min_face)
 
     pipeline.detector.detect = spy
     try:
-        analysis = pipeline.analyze(image)
+        analysis = pipeline.analyze(image, min_face=400)
     finally:
         del pipeline.detector.detect
-    assert seen == [(pipeline.detect_max_side, pipeline.detect_max_side * 4000 // 6000)]
+    assert seen == [((3000, 2000), 200)]  # 400 px of the file are 200 px of the decoded image
     assert len(analysis.faces) == 1 and (analysis.width, analysis.height) == (6000, 4000)
     x1, y1, x2, y2 = analysis.faces[0].box  # back in the original's pixels: astronaut's face is ~500 px wide there
     assert 1500 < x1 < x2 < 4500 and 400 < x2 - x1 < 700
 
 
 def test_tiny_and_thin_images(pipeline):
-    for size in ((20, 20), (1, 1), (4000, 3)):
-        analysis = pipeline.analyze(Image.new("RGB", size, (200, 180, 160)))
-        assert analysis.faces == [] and analysis.message == "no face found"
+    analysis = pipeline.analyze(Image.new("RGB", (20, 20), (200, 180, 160)), face_mode="detect", min_face=12)
+    assert analysis.faces == [] and analysis.message == "no face found"
+    for size in ((20, 20), (1, 1)):
+        blank = Image.new("RGB", size, (200, 180, 160))
+        whole = pipeline.analyze(blank)  # auto: small, nothing detected: read as one face
+        assert [f.whole_image for f in whole.faces] == [True] and whole.faces[0].box == [0, 0, *size]
+    with pytest.raises(ValueError, match=r"smallest face size 40 px is larger than the image \(4000×3 px\)"):
+        pipeline.analyze(Image.new("RGB", (4000, 3), (200, 180, 160)))
+
+
+# --- every face of 40 px and up ----------------------------------------------------------------------------
+
+
+def tiled(size: tuple[int, int], n: int, side: int) -> Image.Image:
+    """n copies of astronaut.png, each side×side, in rows on a grey canvas (the face is ~40% of the tile)."""
+    frame = Image.new("RGB", size, (90, 90, 90))
+    tile = photo("astronaut.png").resize((side, side), Image.Resampling.BICUBIC)
+    cols = (size[0] - 10) // (side + 10)
+    for i in range(n):
+        frame.paste(tile, (10 + (i % cols) * (side + 10), 10 + (i // cols) * (side + 10)))
+    return frame
+
+
+@pytest.mark.parametrize("size, n, side", [((1280, 720), 4, 360), ((1920, 1080), 10, 300)])
+def test_hd_frames_every_face_found_by_fer_predict(tmp_path, size, n, side):
+    from fer.tracking import save_weights
+
+    weights = save_weights(create_model().eval(), tmp_path / "w.pt")
+    frame = tmp_path / "frame.png"
+    tiled(size, n, side).save(frame)
+    proc = fer_cli("predict", str(frame), "--model", str(weights), "--json")
+    faces = json.loads(proc.stdout)[0]["faces"]
+    assert len(faces) == n
+    widths = [f["box"][2] - f["box"][0] for f in faces]
+    assert min(widths) >= 40 and not any(f["whole_image"] for f in faces)
+
+
+def test_min_face_is_in_image_pixels_at_every_size(pipeline):
+    # faces about 60 px wide (tiles of 150 px) in a 640×480 and a 1920×1080 frame: found in both at 40,
+    # in neither when the smallest face asked for is larger than they are
+    for size in ((640, 480), (1920, 1080)):
+        frame = tiled(size, 3, 150)
+        assert len(pipeline.analyze(frame).faces) == 3
+        assert pipeline.analyze(frame, min_face=120).faces == []
+
+
+def test_min_face_below_the_window_or_above_the_image_is_refused(tmp_path):
+    from fer.tracking import save_weights
+
+    weights = save_weights(create_model().eval(), tmp_path / "w.pt")
+    good = need_shared(PHOTOS) / "astronaut.png"
+    low = fer_cli("predict", str(good), "--model", str(weights), "--min-face", "8", check=False)
+    assert low.returncode == 2 and "--min-face: the smallest face size 8 px is below MTCNN's 12 px window" in low.stderr
+    high = fer_cli("predict", str(good), str(good), "--model", str(weights), "--min-face", "600", "--json", check=False)
+    assert high.returncode == 2
+    errors = [r["error"] for r in json.loads(high.stdout)]
+    assert (
+        errors
+        == [
+            "astronaut.png: the smallest face size 600 px is larger than the image (512×512 px): "
+            "no face that size fits in it"
+        ]
+        * 2
+    )
+    with pytest.raises(ValueError, match="below MTCNN's 12 px window"):
+        FacePipeline(create_model().eval(), min_face=11)
+
+
+def test_fer2013_file_is_one_whole_face_in_auto_and_detected_in_detect(tmp_path):
+    from fer.tracking import save_weights
+    from tests.conftest import FER2013
+
+    model = create_model().eval()
+    weights = save_weights(model, tmp_path / "w.pt")
+    test_dir = need_shared(FER2013) / "test"
+    path = sorted(sorted(test_dir.iterdir())[0].iterdir())[0]
+    auto = json.loads(fer_cli("predict", str(path), "--model", str(weights), "--json").stdout)[0]["faces"]
+    assert len(auto) == 1 and auto[0]["whole_image"] and auto[0]["box"] == [0, 0, 48, 48] and auto[0]["score"] is None
+    detect = fer_cli("predict", str(path), "--model", str(weights), "--json", "--face-mode", "detect")
+    assert not any(f["whole_image"] for f in json.loads(detect.stdout)[0]["faces"])  # MTCNN's boxes, if any
+    # the same probabilities as evaluation's path gives the file: FER2013's pixels, normalised, one forward
+    pixels = np.asarray(Image.open(path).convert("L"))[None]
+    with torch.no_grad():
+        expected = torch.softmax(model(fer.preprocess.normalize(pixels)), 1)[0].numpy()
+    assert [auto[0]["probabilities"][k] for k in LABELS] == pytest.approx(expected.tolist(), abs=1e-5)
 
 
 # --- the crop: FER2013's framing ---------------------------------------------------------------------------
@@ -348,7 +430,9 @@ def test_predict_json_good_and_bad(tmp_path):
     assert [r["image"] for r in results] == [str(good), str(bad)]
     assert results[0]["error"] is None and len(results[0]["faces"]) == 1
     face = results[0]["faces"][0]
-    assert set(face) == {"box", "score", "emotion", "probabilities"} and list(face["probabilities"]) == list(LABELS)
+    assert set(face) == {"box", "score", "emotion", "probabilities", "whole_image"} and list(
+        face["probabilities"]
+    ) == list(LABELS)
     assert results[1]["faces"] == [] and "not an image" in results[1]["error"]
     assert Image.open(out_dir / "astronaut.png").size == (512, 512)
     assert "Traceback" not in proc.stderr
@@ -390,7 +474,7 @@ def test_a_48_megapixel_jpeg_is_decoded_small_and_read_in_its_own_pixels(pipelin
     image = read_image(path)
     assert original_size(image) == (8000, 6000)
     assert image.size == (4000, 3000) and max(image.size) >= DECODE_MIN_SIDE  # DCT-scaled by 1/2, not more
-    analysis = pipeline.analyze(image)
+    analysis = pipeline.analyze(image, min_face=200)  # a 3000 px face; the small-face search is tested above
     assert (analysis.width, analysis.height) == (8000, 6000) and len(analysis.faces) == 1
     x1, y1, x2, y2 = analysis.faces[0].box  # in the file's pixels: the face pasted at (4000, 1500), 3000 px
     assert 4000 <= x1 < (x1 + x2) / 2 < x2 <= 7000 and 1500 <= y1 < (y1 + y2) / 2 < y2 <= 4500

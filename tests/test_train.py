@@ -208,9 +208,7 @@ def test_sqrt_class_weights_favour_the_rare_class_and_average_one():
 
 def test_mixup_and_class_weights_train_and_are_recorded(tiny_folder, tmp_path, mlflow_store):
     out = tmp_path / "levers"
-    fer_cli(
-        "train", "--data", str(tiny_folder), "--out", str(out), *TINY, "--mixup", "0.2", "--class-weights", "sqrt"
-    )
+    fer_cli("train", "--data", str(tiny_folder), "--out", str(out), *TINY, "--mixup", "0.2", "--class-weights", "sqrt")
     history = torch.load(out / "last.pt", weights_only=True)["state"]["history"]
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in history)
     card = json.loads((out / "card.json").read_text())
@@ -220,7 +218,14 @@ def test_mixup_and_class_weights_train_and_are_recorded(tiny_folder, tmp_path, m
 
 def test_unknown_class_weights_are_named(tiny_folder, tmp_path, mlflow_store):
     proc = fer_cli(
-        "train", "--data", str(tiny_folder), "--out", str(tmp_path / "x"), *TINY, "--class-weights", "inverse",
+        "train",
+        "--data",
+        str(tiny_folder),
+        "--out",
+        str(tmp_path / "x"),
+        *TINY,
+        "--class-weights",
+        "inverse",
         check=False,
     )
     assert proc.returncode != 0 and "unknown --class-weights 'inverse'" in proc.stderr

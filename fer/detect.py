@@ -1,0 +1,234 @@
+"""MTCNN face detection, batched: facenet-pytorch's three networks and weights, driven without its Python loops.
+
+facenet-pytorch's `MTCNN.detect` resizes the whole image with an area filter for every pyramid level, and
+crops and resizes each candidate box for the R- and O-nets one at a time in Python. Here:
+
+- the smallest face is a size in the image's own pixels (`min_face`), so the pyramid starts at
+  12/min_face of the image whatever its size (P-net's window is 12 px);
+- the pyramid levels are made by Pillow's box filter, each from the one before, on uint8 pixels;
+- the candidates of each stage are cut and resized to 24×24 (R-net) or 48×48 (O-net) in one
+  `torchvision.ops.roi_align` call (adaptive sampling averages each output pixel's area, as the area
+  filter does; outside the image is black, as in the original MTCNN's padding);
+- the three nets run channels-last, as frozen TorchScript graphs.
+
+`refine` runs the O-net alone around boxes already known (the live stream's previous frame): one batched
+call instead of a detection, and the box follows the face as it moves.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.ops import nms, roi_align
+
+from fer.images import to_rgb
+
+PNET_WINDOW = 12  # P-net's receptive field: a face of min_face pixels is looked for at scale 12/min_face
+MIN_FACE = 40  # default smallest face, in the image's own pixels (FER2013 faces are 48 px)
+# MTCNN's defaults are (0.6, 0.7, 0.7) and 0.709. A stricter first stage passes fewer windows to the second, a
+# stricter last stage rejects more non-faces, a coarser pyramid runs fewer scales; benchmarks/detect_recall.py
+# measures the recall this keeps against the defaults.
+THRESHOLDS = (0.7, 0.7, 0.8)  # P-, R-, O-net face probability thresholds
+PYRAMID_FACTOR = 0.6  # scale step of the image pyramid
+REFINE_MARGIN = 0.25  # `refine` looks in a square this much larger on each side than the known box
+
+_EMPTY = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+
+def check_min_face(min_face: int, width: int | None = None, height: int | None = None) -> None:
+    """ValueError naming the problem when min_face cannot be looked for (in an image of this size)."""
+    if min_face < PNET_WINDOW:
+        raise ValueError(
+            f"the smallest face size {min_face} px is below MTCNN's {PNET_WINDOW} px window; give {PNET_WINDOW} or more"
+        )
+    if width is not None and height is not None and min_face > min(width, height):
+        raise ValueError(
+            f"the smallest face size {min_face} px is larger than the image ({width}×{height} px): "
+            "no face that size fits in it"
+        )
+
+
+def _frozen(net: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    net = net.eval().to(memory_format=torch.channels_last)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, and still the fastest here
+        traced = torch.jit.trace(net, example.contiguous(memory_format=torch.channels_last), check_trace=False)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+
+class FaceDetector:
+    """Every face of at least `min_face` pixels in an image: (N, 4) boxes [x1, y1, x2, y2] and (N,) scores."""
+
+    def __init__(
+        self,
+        thresholds: tuple[float, float, float] = THRESHOLDS,
+        factor: float = PYRAMID_FACTOR,
+        device: str | torch.device = "cpu",
+    ):
+        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet  # the weights ship in the wheel
+
+        if not 0 < factor < 1:
+            raise ValueError(f"the pyramid factor must lie between 0 and 1, got {factor}")
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = factor
+        self.device = torch.device(device)
+        self.pnet = _frozen(PNet().to(self.device), torch.zeros(1, 3, 40, 40, device=self.device))
+        self.rnet = _frozen(RNet().to(self.device), torch.zeros(2, 3, 24, 24, device=self.device))
+        self.onet = _frozen(ONet().to(self.device), torch.zeros(2, 3, 48, 48, device=self.device))
+
+    # ------------------------------------------------------------ stages
+
+    def _tensor(self, image: Image.Image) -> torch.Tensor:
+        """(1, 3, H, W) float32, channels-last (the layout the uint8 pixels already have), scaled for the nets."""
+        x = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        return (x.float() - 127.5) * 0.0078125
+
+    def _pyramid(self, image: Image.Image, min_face: int) -> list[tuple[float, Image.Image]]:
+        W, H = image.size
+        scale = PNET_WINDOW / min_face
+        levels, previous = [], image
+        while min(W, H) * scale >= PNET_WINDOW:
+            size = (int(W * scale + 1), int(H * scale + 1))  # facenet-pytorch's level sizes
+            level = previous if size == previous.size else previous.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+            levels.append((scale, level))
+            previous = level  # scale <= 1 (min_face >= 12): every level is smaller than the one before
+            scale *= self.factor
+        return levels
+
+    def _proposals(self, image: Image.Image, min_face: int) -> torch.Tensor:
+        """P-net over the pyramid: (N, 5) squares [x1, y1, x2, y2, score] in image pixels."""
+        found = []
+        for scale, level in self._pyramid(image, min_face):
+            reg, prob = self.pnet(self._tensor(level))
+            prob = prob[0, 1]
+            ys, xs = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
+            if not len(ys):
+                continue
+            score = prob[ys, xs]
+            q1 = torch.stack([xs, ys], 1).float()
+            q1, q2 = ((2 * q1 + 1) / scale).floor(), ((2 * q1 + PNET_WINDOW) / scale).floor()
+            boxes = torch.cat([q1, q2], 1)
+            keep = nms(boxes, score, 0.5)
+            offsets = reg[0][:, ys[keep], xs[keep]].T  # (K, 4) relative corrections
+            found.append(torch.cat([boxes[keep], score[keep, None], offsets], 1))
+        if not found:
+            return torch.zeros(0, 5)
+        b = torch.cat(found)
+        b = b[nms(b[:, :4], b[:, 4], 0.7)]
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        boxes = b[:, :4] + b[:, 5:9] * torch.stack([w, h, w, h], 1)
+        return torch.cat([_square(boxes), b[:, 4:5]], 1)
+
+    def _crops(self, image: Image.Image, boxes: torch.Tensor, side: int, base: float) -> torch.Tensor:
+        """(N, 3, side, side): each box cut from the image and resized, in one `roi_align` call per source.
+
+        The sources are the image at `base` scale and copies reduced 4× at a time; each box is cut from the
+        smallest copy where it still spans `side` pixels, so every output pixel averages at most about 4×4
+        samples whatever the face's size (`roi_align` with adaptive sampling is an area filter then).
+        """
+        out = torch.zeros(len(boxes), 3, side, side)
+        size = (boxes[:, 2] - boxes[:, 0]).clamp(min=1)
+        level = torch.floor(torch.log(size * base / side).clamp(min=0) / math.log(4)).long()
+        source = image if base >= 1 else image.resize(_scaled(image.size, base), Image.Resampling.BOX, reducing_gap=2.0)
+        scale = base
+        for k in range(int(level.max()) + 1):
+            if k:
+                source = source.reduce(4) if min(source.size) >= 8 else source
+                scale = source.width / image.width
+            picked = torch.nonzero(level == k).flatten()
+            if not len(picked):
+                continue
+            x = torch.from_numpy(np.array(source)).permute(2, 0, 1).unsqueeze(0).contiguous().float()
+            rois = torch.cat([torch.zeros(len(picked), 1), boxes[picked, :4] * scale], 1)
+            out[picked] = roi_align(x, rois, (side, side), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+        return (out - 127.5) * 0.0078125
+
+    def _stage(self, image: Image.Image, boxes: torch.Tensor, net, side: int, threshold: float, base: float):
+        """Crop every box to side×side, run `net` once, keep those above threshold, regress their boxes."""
+        crops = self._crops(image, boxes, side, base)
+        out = net(crops.contiguous(memory_format=torch.channels_last))
+        reg, prob = out[0], out[-1][:, 1]
+        keep = prob > threshold
+        boxes, reg, prob = boxes[keep, :4], reg[keep], prob[keep]
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        return boxes + reg * torch.stack([w, h, w, h], 1), prob
+
+    # ------------------------------------------------------------ public
+
+    @torch.no_grad()
+    def detect(self, image: Image.Image, min_face: int = MIN_FACE) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 4) float32 boxes in the image's pixels and (N,) face probabilities, most probable first."""
+        image = to_rgb(image)
+        check_min_face(min_face)
+        if min_face > min(image.size):
+            return _EMPTY
+        proposals = self._proposals(image, min_face)
+        if not len(proposals):
+            return _EMPTY
+        # the copies the crops are cut from need no more pixels than a face of min_face shows the net
+        boxes, prob = self._stage(image, proposals, self.rnet, 24, self.thresholds[1], min(1.0, 24 / min_face))
+        if not len(boxes):
+            return _EMPTY
+        boxes = boxes[nms(boxes, prob, 0.7)]
+        return self._output(image, _square(boxes), min(1.0, 48 / min_face))
+
+    @torch.no_grad()
+    def refine(self, image: Image.Image, boxes) -> tuple[np.ndarray, np.ndarray]:
+        """The O-net alone, in a square around each known box: where the face is now, or nothing if it left."""
+        image = to_rgb(image)
+        boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+        if not len(boxes):
+            return _EMPTY
+        squares = _square(boxes)
+        grow = (squares[:, 2] - squares[:, 0]) * REFINE_MARGIN
+        squares = squares + torch.stack([-grow, -grow, grow, grow], 1)
+        return self._output(image, squares, 1.0)
+
+    def _output(self, image: Image.Image, squares: torch.Tensor, base: float) -> tuple[np.ndarray, np.ndarray]:
+        boxes, prob = self._stage(image, squares, self.onet, 48, self.thresholds[2], base)
+        if not len(boxes):
+            return _EMPTY
+        keep = _nms_min(boxes, prob, 0.7)
+        return boxes[keep].numpy().astype(np.float32), prob[keep].numpy().astype(np.float32)
+
+
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """The square of each box's longer side around its centre (MTCNN's `rerec`)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = torch.maximum(w, h)
+    x1, y1 = boxes[:, 0] + (w - side) / 2, boxes[:, 1] + (h - side) / 2
+    return torch.stack([x1, y1, x1 + side, y1 + side], 1)
+
+
+def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """MTCNN's last suppression: a box goes when its overlap over the smaller area exceeds threshold."""
+    order = torch.argsort(scores, descending=True)
+    area = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+    keep: list[int] = []
+    for i in order.tolist():
+        if keep:
+            k = torch.tensor(keep)
+            iw = (torch.minimum(boxes[k, 2], boxes[i, 2]) - torch.maximum(boxes[k, 0], boxes[i, 0])).clamp(min=0)
+            ih = (torch.minimum(boxes[k, 3], boxes[i, 3]) - torch.maximum(boxes[k, 1], boxes[i, 1])).clamp(min=0)
+            overlap = iw * ih / torch.minimum(area[k], area[i]).clamp(min=1e-6)
+            if bool((overlap > threshold).any()):
+                continue
+        keep.append(i)
+    return torch.tensor(keep, dtype=torch.long)
+
+
+def pyramid_scales(width: int, height: int, min_face: int, factor: float = PYRAMID_FACTOR) -> list[float]:
+    """The scales P-net runs at for an image of this size (what the detection costs grows with their area)."""
+    scales, scale = [], PNET_WINDOW / min_face
+    while min(width, height) * scale >= PNET_WINDOW:
+        scales.append(scale)
+        scale *= factor
+    return scales
