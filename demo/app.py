@@ -39,6 +39,7 @@ from PIL import Image
 
 from demo.serving import ModelServer
 from fer import LABELS
+from fer.detect import MIN_FACE
 
 log = logging.getLogger("demo")
 
@@ -47,7 +48,11 @@ EXAMPLES = [EXAMPLES_DIR / "astronaut.png", EXAMPLES_DIR / "camera.png"]
 COLUMNS = ["#", "emotion", "face score", *LABELS]
 
 STATUS_EVERY_S = 3.0  # how often an open page refreshes the model panel
-LIVE_STREAM_EVERY_S = 0.3  # one webcam frame every 0.3 s: ~3 frames/s that a CPU keeps up with
+LIVE_STREAM_EVERY_S = 0.05  # the page offers a webcam frame every 50 ms; each is answered as soon as it can be
+# a full detection every Nth frame (FER_LIVE_DETECT_EVERY, default 5; 1: every frame); between, the last
+# frame's faces are followed (FacePipeline.analyze(near=...)), and a face entering the frame waits for the next one
+LIVE_DETECT_EVERY = max(1, int(os.environ.get("FER_LIVE_DETECT_EVERY", "5") or 5))
+LIVE_FPS_WINDOW = 20  # the frames/s on the page are measured over the last 20 answered frames
 LIVE_TIME_LIMIT_S = 120  # a stream stops after two minutes; pressing record again restarts it
 LIVE_MAX_SIDE = 640  # webcam frames are shrunk to this before detection
 SHOWN_MAX_SIDE = 1280  # annotated photos are shrunk to this for the page
@@ -94,16 +99,18 @@ def load_upload(server: ModelServer, path: str | os.PathLike | None) -> Image.Im
         raise ImageError(_clean(str(e), path)) from None
 
 
-def analyze_upload(server: ModelServer, path):
+def analyze_upload(server: ModelServer, path, **options):
     """(image, Analysis, error message or None) for one uploaded file; never raises for bad input. The file is
-    deleted afterwards, analysed or refused, when it lies in the upload folder."""
+    deleted afterwards, analysed or refused, when it lies in the upload folder. options: min_face, face_mode."""
     from fer.images import ImageError
 
     try:
         image = load_upload(server, path)
-        return image, server.analyze(image), None
+        return image, server.analyze(image, **options), None
     except ImageError as e:
         return None, None, str(e)
+    except ValueError as e:  # a smallest face size that does not fit this photo, an unknown face mode
+        return None, None, f"{display_name(path)}: {e}"
     except Exception:  # noqa: BLE001 - a bug must not show a traceback to the user; the log has it
         log.exception("analysis of %s failed", display_name(path))
         return None, None, "this image could not be analysed because of an error on the server; it has been logged"
@@ -279,16 +286,26 @@ def _libc():
     return _LIBC
 
 
-def predict(server: ModelServer, path) -> dict:
+def predict(server: ModelServer, path, min_face=MIN_FACE, face_mode: str = "auto") -> dict:
     """The `/predict` result for one file: the per-image object of `fer predict --json`."""
-    _, analysis, error = analyze_upload(server, path)
+    _, analysis, error = analyze_upload(server, path, **_options(min_face, face_mode))
     faces = [f.to_dict() for f in analysis.faces] if analysis is not None else []
     return {"image": display_name(path), "faces": faces, "error": error}
 
 
+def _options(min_face, face_mode) -> dict:
+    """The page's face controls as FacePipeline.analyze options (an emptied number box means the default)."""
+    return {"min_face": MIN_FACE if min_face in (None, "") else int(min_face), "face_mode": face_mode or "auto"}
+
+
 def face_rows(analysis) -> pd.DataFrame:
     rows = [
-        [i, f.emotion, round(float(f.score), 3), *(round(float(f.probabilities.get(k, 0.0)), 3) for k in LABELS)]
+        [
+            i,
+            f.emotion,
+            "whole image" if f.whole_image else round(float(f.score), 3),
+            *(round(float(f.probabilities.get(k, 0.0)), 3) for k in LABELS),
+        ]
         for i, f in enumerate(analysis.faces, 1)
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -316,8 +333,8 @@ def build_app(
 
     empty_table = pd.DataFrame([], columns=COLUMNS)
 
-    def show(path):
-        image, analysis, error = analyze_upload(server, path)
+    def show(path, min_face, face_mode):
+        image, analysis, error = analyze_upload(server, path, **_options(min_face, face_mode))
         name = display_name(path)
         result = {"image": name, "faces": [], "error": error}
         if error is not None:
@@ -339,17 +356,27 @@ def build_app(
             return gr.Label(value=probs[row], label=f"Probabilities of face #{row + 1}")
         return gr.Label()
 
-    def live(frame: np.ndarray | None):
+    def live(frame: np.ndarray | None, state: dict | None):
+        """One webcam frame: its faces boxed, the largest face's probabilities, the frames/s, the stream's state
+        (frame count, last boxes, answer times): a full detection every LIVE_DETECT_EVERY frames, or when no
+        face is followed; between, the faces of the last frame are followed."""
+        state = dict(state or {})
         if frame is None:
-            return None, None
+            return None, None, gr.skip(), state
         try:
             image = _shrink(Image.fromarray(frame).convert("RGB"), LIVE_MAX_SIDE)
-            analysis = server.analyze(image)
+            n, boxes = state.get("n", 0), state.get("boxes")
+            follow = bool(boxes) and n % LIVE_DETECT_EVERY != 0 and state.get("size") == list(image.size)
+            analysis = server.analyze(image, face_mode="detect", near=boxes if follow else None)
         except Exception:  # noqa: BLE001 - one bad frame must not end the stream
             log.exception("live frame failed")
-            return None, None
+            return None, None, gr.skip(), state
+        times = [*state.get("times", []), time.monotonic()][-LIVE_FPS_WINDOW:]
+        state.update(n=n + 1, boxes=[f.box for f in analysis.faces], size=list(image.size), times=times)
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         largest = max(analysis.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
-        return annotate(image, analysis), (dict(largest.probabilities) if largest else None)
+        rate = f"**{fps:.1f} frames/s** annotated" if len(times) > 1 else "measuring frames/s…"
+        return annotate(image, analysis), (dict(largest.probabilities) if largest else None), rate, state
 
     def status() -> dict:
         """What serves: registered name, version, alias or stage, PublicTest accuracy, tracking URI."""
@@ -370,6 +397,22 @@ def build_app(
                 with gr.Row():
                     with gr.Column(scale=1):
                         photo = PhotoFile(label="Photo (JPEG, PNG, WebP, ...)", type="filepath", elem_id="photo-file")
+                        with gr.Accordion("Face options (for the next photo)", open=False):
+                            min_face = gr.Number(
+                                value=MIN_FACE,
+                                minimum=12,
+                                precision=0,
+                                label="Smallest face, in the photo's own pixels (12 at least)",
+                                elem_id="min-face",
+                            )
+                            face_mode = gr.Radio(
+                                ["auto", "detect", "whole"],
+                                value="auto",
+                                label="Faces",
+                                info="detect: the faces MTCNN finds; whole: the photo is one face; auto: detect, "
+                                "and a photo of at most 160 px that is already a face is read whole",
+                                elem_id="face-mode",
+                            )
                         snapshot = gr.Image(
                             label="... or a webcam snapshot",
                             sources=["webcam"],
@@ -406,35 +449,42 @@ def build_app(
                     result = gr.JSON(label="/predict")
                 face_probs = gr.State([])
                 photo_outputs = [annotated, table, probabilities, message, result, face_probs]
-                photo.change(show, [photo], photo_outputs, api_visibility="private")
-                snapshot.change(show, [snapshot], photo_outputs, api_visibility="private")
+                photo.change(show, [photo, min_face, face_mode], photo_outputs, api_visibility="private")
+                snapshot.change(show, [snapshot, min_face, face_mode], photo_outputs, api_visibility="private")
                 table.select(select_face, [face_probs], [probabilities], api_visibility="private", queue=False)
 
                 # The API endpoint: the visible upload as input, the JSON panel as output.
                 api_button = gr.Button(visible=False)
                 api_button.click(
-                    lambda path: predict(server, path),
-                    [photo],
+                    lambda path, smallest, mode: predict(server, path, smallest, mode),
+                    [photo, min_face, face_mode],
                     [result],
                     api_name="predict",
-                    api_description="One image file -> {image, faces: [{box, score, emotion, probabilities}], error}",
+                    api_description="One image file (and optionally the smallest face in px, 'auto'|'detect'|"
+                    "'whole') -> {image, faces: [{box, score, emotion, probabilities, whole_image}], error}",
                 )
 
             with gr.Tab("Live", id="live"):
                 gr.Markdown(
                     "Start the webcam: every frame gets its faces boxed with their top emotion; "
-                    f"the largest face's probabilities are on the right. Streams stop after {LIVE_TIME_LIMIT_S} s."
+                    f"the largest face's probabilities are on the right. Streams stop after {LIVE_TIME_LIMIT_S} s. "
+                    f"A full face detection runs every {LIVE_DETECT_EVERY} frames; between, the faces already "
+                    "found are followed."
                 )
+                live_fps = gr.Markdown("", elem_id="live-fps")
+                live_state = gr.State({})
                 with gr.Row():
                     camera = gr.Image(
                         sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-camera"
                     )
-                    live_view = gr.Image(label="Faces", type="pil", interactive=False, elem_id="live-view")
+                    live_view = gr.Image(
+                        label="Faces", type="pil", format="jpeg", interactive=False, elem_id="live-view"
+                    )
                     live_probs = gr.Label(num_top_classes=len(LABELS), label="Largest face", elem_id="live-probs")
                 camera.stream(
                     live,
-                    [camera],
-                    [live_view, live_probs],
+                    [camera, live_state],
+                    [live_view, live_probs, live_fps, live_state],
                     stream_every=LIVE_STREAM_EVERY_S,
                     time_limit=LIVE_TIME_LIMIT_S,
                     concurrency_limit=2,

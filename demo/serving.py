@@ -219,10 +219,11 @@ class ModelServer:
             lines.append(f"**Note:** {s['registry_problem']}; still serving version {s['version']}")
         return "  \n".join(lines)
 
-    def analyze(self, image):
+    def analyze(self, image, **options):
+        """FacePipeline.analyze with the serving model; options: min_face, face_mode, near."""
         if self.pipeline is None:
             raise RuntimeError("ModelServer.start() was not called")
-        return self.pipeline.analyze(image)
+        return self.pipeline.analyze(image, **options)
 
     # -- registry
 

@@ -198,10 +198,14 @@ class FacePipeline:
         x = normalize(faces).to(self.device)
         return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
-    def analyze(self, image: Image.Image, *, min_face: int | None = None, face_mode: str | None = None) -> Analysis:
+    def analyze(
+        self, image: Image.Image, *, min_face: int | None = None, face_mode: str | None = None, near=None
+    ) -> Analysis:
         """Every face's emotions. `face_mode`: 'detect' (MTCNN's faces only), 'whole' (the image is one face),
         'auto' (MTCNN's faces; an image with both sides at most 160 px is one face when no face is found in it
         or when its one face fills at least half of it: a FER2013 file or a tight crop).
+        `near`: boxes found in the previous frame of a stream, in this image's pixels; the faces are then looked
+        for around them only (FaceDetector.refine: a fraction of a detection's cost), new faces are not.
         ValueError, naming the problem, when `min_face` cannot be looked for in this image."""
         model = self._served[1]  # read once: a set_model() during this call does not mix two models
         min_face = self.min_face if min_face is None else min_face
@@ -210,11 +214,15 @@ class FacePipeline:
         W0, H0 = original_size(image)  # the file's own pixels, where a JPEG was decoded at a reduced scale
         image = to_rgb(image)
         W, H = image.size
-        small = max(W0, H0) <= WHOLE_MAX_SIDE
+        # a small image with something in it: a flat one (one grey level) is no face, whatever its size
+        small = max(W0, H0) <= WHOLE_MAX_SIDE and len(set(image.convert("L").getextrema())) > 1
         if face_mode == "whole" or (face_mode == "auto" and small and min_face > min(W0, H0)):
             return self._whole(image, model, W0, H0)
         check_min_face(min_face, W0, H0)
-        raw, scores = self.detect(image, min_face)
+        if near is not None:
+            raw, scores = self.detector.refine(image, near)
+        else:
+            raw, scores = self.detect(image, min_face)
         if face_mode == "auto" and small and _tight_crop(raw, W, H):
             return self._whole(image, model, W0, H0)
         # Reported boxes are clipped to the image (MTCNN's may run past an edge); the crop uses the unclipped

@@ -127,8 +127,7 @@ def faces_table_rows(page) -> list[list[str]]:
 def two_faces():
     """The astronaut's and the cameraman's faces side by side: 256-px squares around each, 512×256 in all.
 
-    Cropped, because the detector looks for faces of at least ~7.5% of the image's long side, which two
-    whole 512-px photos side by side would not leave the cameraman's face.
+    Cropped, so both faces are large on the page.
     """
     from PIL import Image
 
@@ -234,6 +233,7 @@ def test_webcam_snapshot_and_live_stream(playwright, demo_v1, tmp_path):
         expect(probs).to_contain_text("%")  # the largest face's probabilities, beside the frames
         page.screenshot(path=tmp_path / "live.png")
         assert any(label in probs.inner_text() for label in LABELS)
+        expect(page.locator("#live-fps")).to_contain_text("frames/s annotated")  # the live rate, measured
         page.locator("#live-camera button:visible", has_text="Stop").click()
     finally:
         b.close()

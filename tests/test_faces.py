@@ -174,8 +174,12 @@ def test_a_scaled_jpeg_is_searched_for_faces_of_min_face_in_its_own_pixels(pipel
 def test_tiny_and_thin_images(pipeline):
     analysis = pipeline.analyze(Image.new("RGB", (20, 20), (200, 180, 160)), face_mode="detect", min_face=12)
     assert analysis.faces == [] and analysis.message == "no face found"
-    for size in ((20, 20), (1, 1)):
-        blank = Image.new("RGB", size, (200, 180, 160))
+    flat = Image.new("RGB", (20, 20), (200, 180, 160))  # one grey level: not read whole, and too small to search
+    with pytest.raises(ValueError, match=r"smallest face size 40 px is larger than the image \(20×20 px\)"):
+        pipeline.analyze(flat)
+    rng = np.random.default_rng(0)
+    for size in ((20, 20), (1, 2)):
+        blank = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
         whole = pipeline.analyze(blank)  # auto: small, nothing detected: read as one face
         assert [f.whole_image for f in whole.faces] == [True] and whole.faces[0].box == [0, 0, *size]
     with pytest.raises(ValueError, match=r"smallest face size 40 px is larger than the image \(4000×3 px\)"):
@@ -207,6 +211,27 @@ def test_hd_frames_every_face_found_by_fer_predict(tmp_path, size, n, side):
     assert len(faces) == n
     widths = [f["box"][2] - f["box"][0] for f in faces]
     assert min(widths) >= 40 and not any(f["whole_image"] for f in faces)
+
+
+def test_following_known_faces_gives_a_detections_boxes(pipeline):
+    from torchvision.ops import box_iou
+
+    frame = tiled((1280, 720), 4, 300)
+    detected = pipeline.analyze(frame)
+    boxes = [f.box for f in detected.faces]
+    followed = pipeline.analyze(frame, near=boxes)  # a still scene: the same faces, the same places
+    assert len(followed.faces) == len(detected.faces) == 4
+    iou = box_iou(torch.tensor(boxes, dtype=torch.float), torch.tensor([f.box for f in followed.faces]).float())
+    assert iou.diagonal().min() > 0.85
+    # the scene moves by 20 px: the followed boxes move with the faces
+    moved = Image.new("RGB", frame.size, (90, 90, 90))
+    moved.paste(frame, (20, 10))
+    after = pipeline.analyze(moved, near=boxes)
+    assert len(after.faces) == 4
+    shift = np.array([f.box for f in after.faces]) - np.array(boxes)
+    assert np.abs(np.median(shift[:, [0, 2]]) - 20) < 6 and np.abs(np.median(shift[:, [1, 3]]) - 10) < 6
+    # a face that left is dropped, not invented
+    assert pipeline.analyze(Image.new("RGB", frame.size, (90, 90, 90)), near=boxes).faces == []
 
 
 def test_min_face_is_in_image_pixels_at_every_size(pipeline):
