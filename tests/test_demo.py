@@ -180,6 +180,23 @@ def test_predict_photo(client):
     assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
 
 
+def test_predict_face_options(client, tmp_path):
+    from tests.conftest import FER2013
+
+    face = sorted(sorted((need_shared(FER2013) / "test").iterdir())[0].iterdir())[0]
+    auto = client.predict(handle_file(str(face)), api_name="/predict")  # the options default to 40 px, auto
+    assert auto["error"] is None and [f["whole_image"] for f in auto["faces"]] == [True]
+    assert auto["faces"][0]["box"] == [0, 0, 48, 48] and auto["faces"][0]["score"] is None
+    detect = client.predict(handle_file(str(face)), 40, "detect", api_name="/predict")
+    assert detect["error"] is None and not any(f["whole_image"] for f in detect["faces"])
+    photo = need_shared(PHOTOS) / "astronaut.png"
+    too_big = client.predict(handle_file(str(photo)), 600, "auto", api_name="/predict")
+    assert too_big["faces"] == [] and too_big["error"] == (
+        "astronaut.png: the smallest face size 600 px is larger than the image (512×512 px): "
+        "no face that size fits in it"
+    )
+
+
 def test_status_reports_the_bootstrapped_version(client):
     s = client.predict(api_name="/status")
     assert (s["source"], s["name"], s["version"], s["via"]) == ("registry", "fer-emotion", 1, "alias production")
