@@ -3,7 +3,8 @@
 python -m fer --help
 python -m fer train [--recipe paper] [--resume] [--data DIR|CSV] [...one flag per config field]
 python -m fer evaluate --data DIR|CSV [--split test] [--model bundled|PATH|models:/NAME@ALIAS] [--json]
-python -m fer predict IMAGE... [--model bundled|PATH|models:/NAME@ALIAS] [--json] [--annotate DIR] [--min-face 40]
+python -m fer predict FILE... [--model bundled|PATH|models:/NAME@ALIAS] [--json] [--annotate DIR] [--min-face 40]
+python -m fer predict clip.mp4 [--fps 5] [--csv faces.csv] [--annotate DIR] [--smooth SECONDS]
 python -m fer data DIR|CSV
 python -m fer bundle runs/paper          # ship a run's best weights as the bundled model
 python -m fer models
@@ -46,12 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed of the validation split, for --split val")
 
     pr = sub.add_parser("predict", help="find the faces in photos and give each one's emotion")
-    pr.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF...)")
+    pr.add_argument(
+        "images",
+        nargs="+",
+        metavar="FILE",
+        help="photos (JPEG, PNG, WebP, BMP, TIFF...) and video clips (.mp4, .mov, .mkv, .webm, .avi...)",
+    )
     pr.add_argument("--model", default="bundled", help="weights path, models:/NAME@ALIAS, or bundled")
     pr.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON array, one {image, faces, error} object per IMAGE in order",
+        help="print one JSON array, one object per FILE in order: {image, faces, error} for a photo, "
+        "{video, sampled_fps, smooth_s, frames: [{t, frame, faces (with track)}], error} for a clip",
     )
     pr.add_argument("--annotate", default="", metavar="DIR", help="write each photo with its faces boxed to DIR/*.png")
     pr.add_argument(
@@ -60,6 +67,27 @@ def _parser() -> argparse.ArgumentParser:
         default=40,
         metavar="PX",
         help="smallest face looked for, in the photo's own pixels, at every photo size (default 40; 12 at least)",
+    )
+    pr.add_argument(
+        "--fps",
+        type=float,
+        default=5.0,
+        help="video clips: frames analysed per second of video (default 5; 0: every frame)",
+    )
+    pr.add_argument("--csv", default="", metavar="PATH", help="video clips: one row per face per sampled frame")
+    pr.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="video clips: average each face track's probabilities over this time constant (default 0: off)",
+    )
+    pr.add_argument(
+        "--progress",
+        type=lambda v: v.lower() in ("1", "true", "yes", "on"),
+        default=True,
+        metavar="{true,false}",
+        help="video clips: show a progress bar on stderr (default true)",
     )
     pr.add_argument(
         "--face-mode",
@@ -162,60 +190,146 @@ def _predict_table(path: str, analysis) -> str:
     return "\n".join(lines)
 
 
+class _JsonArray:
+    """Prints one JSON array item by item, so a long clip's frames are not all held before they are printed."""
+
+    def __init__(self, out):
+        self.out, self.items = out, 0
+
+    def begin_item(self) -> None:
+        self.out.write("[" if self.items == 0 else ",\n")
+        self.items += 1
+
+    def item(self, obj) -> None:
+        self.begin_item()
+        self.out.write(json.dumps(obj))
+
+    def close(self) -> None:
+        self.out.write(("[" if self.items == 0 else "") + "]\n")
+        self.out.flush()
+
+
 def cmd_predict(args) -> int:
+    import csv
     from pathlib import Path
 
     from fer.detect import check_min_face
     from fer.faces import FacePipeline, annotate
     from fer.images import ImageError, read_image
+    from fer.video import CSV_COLUMNS, is_video
     from fer.weights import load_model
 
     try:
         check_min_face(args.min_face)
+        if args.fps < 0:
+            raise ValueError(f"--fps {args.fps}: give samples per second, or 0 for every frame")
+        if args.smooth < 0:
+            raise ValueError(f"--smooth {args.smooth}: give seconds, or 0 for no smoothing")
     except ValueError as e:
-        print(f"error: --min-face: {e}", file=sys.stderr)
+        print(f"error: {e}" if str(e).startswith("--") else f"error: --min-face: {e}", file=sys.stderr)
         return 2
     model, _ = load_model(args.model)
     pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    results, written, all_read = [], set(), True
-    for path in args.images:
-        try:
-            image = read_image(path)
-        except ImageError as e:  # one bad file is reported and the others still get their answer
-            all_read = False
-            results.append({"image": path, "faces": [], "error": str(e)})
-            if not args.json:
-                print(f"error: {e}", file=sys.stderr)  # the message names the file
-            continue
-        try:
-            analysis = pipeline.analyze(image)
-        except ValueError as e:  # the smallest face asked for does not fit in this photo
-            all_read = False
-            results.append({"image": path, "faces": [], "error": f"{Path(path).name}: {e}"})
-            if not args.json:
-                print(f"error: {Path(path).name}: {e}", file=sys.stderr)
-            continue
-        result = {"image": path, "faces": [f.to_dict() for f in analysis.faces], "error": None}
-        if out_dir is not None:
-            stem, n = Path(path).stem, 1
-            target = out_dir / f"{stem}.png"
-            while target in written:  # photo.jpg and photo.png, or a/x.jpg and b/x.jpg, do not overwrite each other
-                n += 1
-                target = out_dir / f"{stem}-{n}.png"
-            written.add(target)
-            annotate(image, analysis).save(target)
-            result["annotated"] = str(target)
-        results.append(result)
-        if not args.json:
-            print(_predict_table(path, analysis))
+    csv_file = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115 - closed below
+    csv_writer = csv.writer(csv_file) if csv_file else None
+    if csv_writer:
+        csv_writer.writerow(CSV_COLUMNS)
+    emit = _JsonArray(sys.stdout) if args.json else None
+    written, all_read = set(), True
+    try:
+        for path in args.images:
+            if is_video(path):
+                all_read &= _predict_clip(path, pipeline, args, emit, csv_writer, out_dir)
+                continue
+            try:
+                image = read_image(path)
+                analysis = pipeline.analyze(image)
+            except (ImageError, ValueError) as e:  # one bad file is reported and the others still get their answer
+                all_read = False
+                message = str(e) if isinstance(e, ImageError) else f"{Path(path).name}: {e}"  # names the file
+                if emit:
+                    emit.item({"image": path, "faces": [], "error": message})
+                else:
+                    print(f"error: {message}", file=sys.stderr)
+                continue
+            result = {"image": path, "faces": [f.to_dict() for f in analysis.faces], "error": None}
             if out_dir is not None:
-                print(f"  annotated: {result['annotated']}")
-    if args.json:
-        print(json.dumps(results))
+                stem, n = Path(path).stem, 1
+                target = out_dir / f"{stem}.png"
+                while target in written:  # photo.jpg and photo.png, or a/x.jpg and b/x.jpg, keep apart
+                    n += 1
+                    target = out_dir / f"{stem}-{n}.png"
+                written.add(target)
+                annotate(image, analysis).save(target)
+                result["annotated"] = str(target)
+            if emit:
+                emit.item(result)
+            else:
+                print(_predict_table(path, analysis))
+                if out_dir is not None:
+                    print(f"  annotated: {result['annotated']}")
+    finally:
+        if emit:
+            emit.close()
+        if csv_file:
+            csv_file.close()
     return 0 if all_read else 2
+
+
+def _predict_clip(path: str, pipeline, args, emit, csv_writer, out_dir) -> bool:
+    """One video clip of `fer predict`: frames sampled, faces tracked, outputs written. False if it failed."""
+    from tqdm import tqdm
+
+    from fer.video import ClipWriter, VideoError, analyze_clip, open_clip
+
+    writer = ClipWriter(path, csv_writer, out_dir, args.fps, args.smooth)
+    error, n_frames, tracks, info = None, 0, set(), None
+    if emit:
+        emit.begin_item()
+        head = {"video": path, "sampled_fps": args.fps or None, "smooth_s": args.smooth or None}
+        emit.out.write(json.dumps(head)[:-1] + ', "frames": [')
+    bar = None
+    try:
+        container, _, info = open_clip(path)
+        container.close()
+        per_s = args.fps if args.fps else info.fps
+        total = int(info.duration * per_s) + 1 if info.duration and per_s else None
+        bar = tqdm(total=total, desc=info.name, unit="frame", file=sys.stderr, disable=not args.progress)
+        for result in analyze_clip(pipeline, path, fps=args.fps, smooth=args.smooth, on_frame=writer.add):
+            if emit:
+                emit.out.write(("" if n_frames == 0 else ", ") + json.dumps(result))
+            n_frames += 1
+            tracks.update(f["track"] for f in result["faces"])
+            bar.update(1)
+    except (VideoError, ValueError) as e:
+        error = str(e)
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+    outputs = {}
+    if writer.mp4_path is not None and writer.frames_written:
+        outputs["annotated"] = str(writer.mp4_path)
+    if writer.timeline_path is not None and writer.history:
+        outputs["timeline"] = str(writer.timeline_path)
+    if emit:
+        tail = {"error": error, **outputs}
+        emit.out.write("], " + json.dumps(tail)[1:])
+    else:
+        if info is not None:
+            rate = f"{args.fps:g}/s" if args.fps else "every frame"
+            print(
+                f"{path} ({info.width}×{info.height}, {info.duration:.1f} s, {info.codec}): {n_frames} frames sampled "
+                f"({rate}), {len(tracks)} face track(s)" + (f", smoothed over {args.smooth:g} s" if args.smooth else "")
+            )
+        for kind, where in outputs.items():
+            print(f"  {kind}: {where}")
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+    return error is None
 
 
 def cmd_data(args) -> int:

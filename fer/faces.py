@@ -294,8 +294,9 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 MIN_ANNOTATED_SIDE = 480  # smaller images are enlarged first, so the labels stay legible
 
 
-def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
-    """A copy with each face boxed and labelled "#1 happy 92%"; numbers follow `analysis.faces`.
+def annotate(image: Image.Image, analysis: Analysis, numbers: list[int] | None = None) -> Image.Image:
+    """A copy with each face boxed and labelled "#1 happy 92%"; numbers follow `analysis.faces` (or are
+    `numbers`, such as a video's track ids).
 
     Line width and font grow with the image. An image whose long side is under 480 px is enlarged by a whole
     factor first (the boxes with it): a label drawn on a 48 px face photo could not be read otherwise.
@@ -310,7 +311,8 @@ def annotate(image: Image.Image, analysis: Analysis) -> Image.Image:
     line = max(2, round(size / 8))
     font = _font(size)
     draw = ImageDraw.Draw(im)
-    for i, face in enumerate(analysis.faces, start=1):
+    numbers = numbers if numbers is not None else range(1, len(analysis.faces) + 1)
+    for i, face in zip(numbers, analysis.faces):
         colour = _COLOURS.get(face.emotion, (200, 30, 30))
         x1, y1, x2, y2 = face.box
         x1, x2, y1, y2 = x1 * sx, x2 * sx, y1 * sy, y2 * sy

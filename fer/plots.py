@@ -80,3 +80,27 @@ def reliability_diagram(calibration: dict, split: str = "PublicTest"):
     fig.suptitle(f"{split}: reliability, temperature fitted on the validation split ({c['bins']} bins)")
     fig.tight_layout()
     return fig
+
+
+def timeline(history: dict[int, list[tuple[float, list[float]]]], title: str, smooth: float = 0.0, max_tracks: int = 8):
+    """Each face track's 7 probabilities over time, one panel per track (the `max_tracks` longest)."""
+    from fer import LABELS
+
+    tracks = sorted(history, key=lambda k: -len(history[k]))[:max_tracks]
+    tracks.sort()
+    fig, axes = plt.subplots(len(tracks), 1, figsize=(11, 2.2 * len(tracks) + 0.6), sharex=True, squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, track in zip(axes[:, 0], tracks):
+        t = np.array([row[0] for row in history[track]])
+        p = np.array([row[1] for row in history[track]])
+        for j, label in enumerate(LABELS):
+            ax.plot(t, p[:, j], ".-" if len(t) < 40 else "-", color=colours(j), label=label, lw=1.4, ms=3)
+        ax.set(ylim=(0, 1), ylabel=f"face #{track}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(ncol=len(LABELS), loc="lower left", bbox_to_anchor=(0, 1.02), fontsize=8, frameon=False)
+    axes[-1, 0].set_xlabel("time (s)")
+    note = f", smoothed over {smooth:g} s" if smooth else ""
+    more = f" ({len(history) - len(tracks)} shorter tracks not shown)" if len(history) > len(tracks) else ""
+    fig.suptitle(title + note + more, y=1.0 + 0.12 / len(tracks))
+    fig.tight_layout()
+    return fig
