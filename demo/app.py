@@ -60,6 +60,9 @@ UPLOAD_GRACE_S = 30.0  # an analysed upload is deleted this long after its analy
 UPLOAD_MAX_AGE_S = 600  # files in the upload folder older than this are removed (uploads never analysed)
 SWEEP_EVERY_S = 30  # how often the upload folder is swept
 DEFAULT_UPLOAD_CEILING_MB = 500  # the upload folder is kept below this (FER_UPLOAD_CEILING_MB)
+VIDEO_MAX_BYTES = 100_000_000  # clips above this are refused with a message
+VIDEO_MAX_SECONDS = 120  # ... and clips longer than this
+VIDEO_FPS = 5.0  # frames analysed per second of video, unless the page asks otherwise
 
 
 def default_concurrency() -> int:
@@ -318,6 +321,77 @@ def _shrink(image: Image.Image, side: int) -> Image.Image:
     return image
 
 
+def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> dict:
+    """The Video tab and `/predict_video` for one uploaded clip: {video, sampled_fps, frames, error, outputs}:
+    `outputs` holds the annotated MP4, the timeline PNG and the CSV once frames were analysed (in a fresh folder
+    of the upload folder, swept with it). Never raises for bad input; the upload is deleted like a photo's."""
+    import csv
+    import uuid
+
+    from fer.video import CSV_COLUMNS, ClipWriter, VideoError, analyze_clip, open_clip
+
+    name = display_name(path)
+    fps = VIDEO_FPS if fps in (None, "") else float(fps)
+    result = {"video": name, "sampled_fps": fps or None, "frames": [], "error": None}
+    result["outputs"] = {"annotated": None, "timeline": None, "csv": None}
+    if not path or not Path(path).is_file():
+        result["error"] = "no clip was given: upload a video (MP4, MOV, WebM, MKV, ...)"
+        return result
+    out = upload_folder() / f"video-{uuid.uuid4().hex}"
+    out.mkdir(parents=True)
+    stem = Path(name).stem or "clip"
+    table = out / f"{stem}-faces.csv"
+    writer = ClipWriter(name, None, out, fps, 0.0)
+    try:
+        container, _, info = open_clip(path, VIDEO_MAX_SECONDS, VIDEO_MAX_BYTES)
+        container.close()
+        writer.fps = fps or info.fps  # the annotated clip plays at the sampling rate
+        total = int(info.duration * (fps or info.fps)) + 1 if info.duration else None
+        with open(table, "w", newline="") as f:
+            writer.csv = csv.writer(f)
+            writer.csv.writerow(CSV_COLUMNS)
+            try:
+                frames = analyze_clip(
+                    server,
+                    path,
+                    fps=fps,
+                    max_seconds=VIDEO_MAX_SECONDS,
+                    max_bytes=VIDEO_MAX_BYTES,
+                    on_frame=writer.add,
+                )
+                for i, frame in enumerate(frames, 1):
+                    result["frames"].append(frame)
+                    if progress is not None:
+                        progress((i, total) if total else i, desc="frames analysed", unit="frames")
+            finally:
+                writer.close()
+    except (VideoError, ValueError) as e:
+        result["error"] = _clean(str(e), path)
+    except Exception:  # noqa: BLE001 - a bug must not show a traceback to the user; the log has it
+        log.exception("analysis of clip %s failed", name)
+        result["error"] = "this clip could not be analysed because of an error on the server; it has been logged"
+    finally:
+        discard_upload(path)
+        release_memory()
+    if result["frames"]:
+        result["outputs"] = {
+            "annotated": str(writer.mp4_path) if writer.frames_written else None,
+            "timeline": str(writer.timeline_path) if writer.history else None,
+            "csv": str(table),
+        }
+    return result
+
+
+def video_message(result: dict) -> str:
+    frames = result["frames"]
+    tracks = {f["track"] for frame in frames for f in frame["faces"]}
+    rate = f"{result['sampled_fps']:g} frames/s" if result["sampled_fps"] else "every frame"
+    text = f"**{result['video'] or 'clip'}**: {len(frames)} frames analysed ({rate}), {len(tracks)} face track(s)"
+    if result["error"]:
+        text = (text + "; then " if frames else "") + f"⚠️ {result['error']}"
+    return text
+
+
 def summary_message(analysis, name: str) -> str:
     return f"**{name or 'photo'}**: {analysis.message}"  # "no face found", "2 faces found", "showing the 20 largest..."
 
@@ -464,6 +538,66 @@ def build_app(
                     "'whole') -> {image, faces: [{box, score, emotion, probabilities, whole_image}], error}",
                 )
 
+            with gr.Tab("Video", id="video"):
+                gr.Markdown(
+                    "Upload a clip (MP4, MOV, WebM, MKV, AVI...; up to "
+                    f"{VIDEO_MAX_BYTES // 1_000_000} MB and {VIDEO_MAX_SECONDS // 60} minutes). Its frames are "
+                    "sampled, every face found and followed over time with an id, and you get the annotated clip, "
+                    "each face's emotions over time and a CSV with one row per face per frame."
+                )
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        clip = PhotoFile(label="Video clip", type="filepath", elem_id="video-file")
+                        clip_fps = gr.Number(
+                            value=VIDEO_FPS,
+                            minimum=0,
+                            maximum=30,
+                            label="Frames analysed per second of video (0: every frame)",
+                            elem_id="video-fps",
+                        )
+                        clip_message = gr.Markdown(elem_id="video-message")
+                        clip_csv = gr.File(label="One row per face per frame (CSV)", elem_id="video-csv")
+                    with gr.Column(scale=2):
+                        clip_annotated = gr.Video(label="Annotated clip", elem_id="video-annotated")
+                        clip_timeline = gr.Image(
+                            label="Each face's emotions over time", type="filepath", elem_id="video-timeline"
+                        )
+                with gr.Accordion("Result as JSON (what the /predict_video API returns)", open=False):
+                    clip_json = gr.JSON(label="/predict_video")
+
+                def show_video(path, fps, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
+                    if not path:
+                        return None, None, None, "", None
+                    result = analyze_video(server, path, fps, progress)
+                    outputs = result.pop("outputs")
+                    return outputs["annotated"], outputs["timeline"], outputs["csv"], video_message(result), result
+
+                clip.change(
+                    show_video,
+                    [clip, clip_fps],
+                    [clip_annotated, clip_timeline, clip_csv, clip_message, clip_json],
+                    api_visibility="private",
+                    concurrency_limit=1,
+                    concurrency_id="video",
+                )
+                video_button = gr.Button(visible=False)
+
+                def predict_video(path, fps):
+                    result = analyze_video(server, path, fps)
+                    result.pop("outputs")
+                    return result
+
+                video_button.click(
+                    predict_video,
+                    [clip, clip_fps],
+                    [clip_json],
+                    api_name="predict_video",
+                    api_description="One video file (and optionally frames/s, 0: every frame) -> {video, "
+                    "sampled_fps, frames: [{t, frame, faces: [{box, score, emotion, probabilities, track}]}], error}",
+                    concurrency_limit=1,
+                    concurrency_id="video",
+                )
+
             with gr.Tab("Live", id="live"):
                 gr.Markdown(
                     "Start the webcam: every frame gets its faces boxed with their top emotion; "
@@ -514,7 +648,7 @@ def launch_options(server: ModelServer) -> dict:
     """Everything `Blocks.launch` needs besides host and port (Gradio 6: theme and css go here)."""
     return {
         # twice the reader's limit: files in between reach read_image and get its message
-        "max_file_size": 2 * server.max_image_bytes,
+        "max_file_size": max(2 * server.max_image_bytes, VIDEO_MAX_BYTES + 10_000_000),
         "allowed_paths": [str(EXAMPLES_DIR)],
         "theme": gr.themes.Soft(),
         "css": "#model-info { font-size: 0.95em; }",

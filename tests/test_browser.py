@@ -191,6 +191,24 @@ def test_upload_a_photo_and_read_the_faces_table(page, demo_v1, tmp_path):
     page.screenshot(path=tmp_path / "lying-jpeg.png", full_page=True)
 
 
+def test_video_tab_annotated_clip_timeline_and_csv(page, demo_v1, tmp_path):
+    from tests.test_video import write_clip
+
+    clip = write_clip(tmp_path / "walk.mp4")
+    page.goto(demo_v1)
+    page.get_by_role("tab", name="Video").click()
+    expect(page.get_by_text("up to 100 MB and 2 minutes")).to_be_visible()  # the limits, on the page
+    page.locator("#video-file input[type=file]").set_input_files(str(clip))
+    expect(page.locator("#video-message")).to_contain_text("walk.mp4: 15 frames analysed (5 frames/s), 1 face track")
+    expect(page.locator("#video-annotated video")).to_be_visible()  # the annotated clip, playable on the page
+    expect(page.locator("#video-timeline img")).to_be_visible()
+    link = page.locator("#video-csv a[href*='walk-faces.csv']")  # offered for download
+    expect(link).to_be_visible()
+    table = page.request.get(link.get_attribute("href")).text().splitlines()
+    assert table[0].startswith("video,t,frame,track") and len(table) == 1 + 12  # a row per face per frame
+    page.screenshot(path=tmp_path / "video.png", full_page=True)
+
+
 def write_y4m(photo: Path, out: Path) -> Path:
     """One-frame YUV4MPEG2 video of `photo` (I420, BT.601 full range): what Chromium's fake camera plays, looped."""
     import numpy as np

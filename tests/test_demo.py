@@ -197,6 +197,23 @@ def test_predict_face_options(client, tmp_path):
     )
 
 
+def test_predict_video_frames_tracks_and_a_bad_clip(client, tmp_path, _private_upload_folder, short_grace):
+    from tests.test_video import write_clip
+
+    clip = write_clip(tmp_path / "walk.mp4")
+    out = client.predict(handle_file(str(clip)), 5, api_name="/predict_video")
+    assert out["video"] == "walk.mp4" and out["error"] is None and len(out["frames"]) == 15
+    assert {f["faces"][0]["track"] for f in out["frames"] if f["t"] < 2.4} == {1}
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    out = client.predict(handle_file(str(bad)), 5, api_name="/predict_video")
+    assert out["frames"] == [] and out["error"].startswith("notes.mp4: truncated, corrupt or not a video")
+    assert str(tmp_path) not in out["error"]
+    photo = client.predict(handle_file(str(need_shared(PHOTOS) / "astronaut.png")), api_name="/predict")
+    assert photo["error"] is None and len(photo["faces"]) == 1  # and photos are still served
+    assert left_after_grace(_private_upload_folder, ("walk.mp4", "notes.mp4")) == []
+
+
 def test_status_reports_the_bootstrapped_version(client):
     s = client.predict(api_name="/status")
     assert (s["source"], s["name"], s["version"], s["via"]) == ("registry", "fer-emotion", 1, "alias production")
