@@ -60,7 +60,6 @@ UPLOAD_GRACE_S = 30.0  # an analysed upload is deleted this long after its analy
 UPLOAD_MAX_AGE_S = 600  # files in the upload folder older than this are removed (uploads never analysed)
 SWEEP_EVERY_S = 30  # how often the upload folder is swept
 DEFAULT_UPLOAD_CEILING_MB = 500  # the upload folder is kept below this (FER_UPLOAD_CEILING_MB)
-VIDEO_MAX_BYTES = 100_000_000  # clips above this are refused with a message
 VIDEO_MAX_SECONDS = 120  # ... and clips longer than this
 VIDEO_FPS = 5.0  # frames analysed per second of video, unless the page asks otherwise
 
@@ -343,7 +342,7 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
     table = out / f"{stem}-faces.csv"
     writer = ClipWriter(name, None, out, fps, 0.0)
     try:
-        container, _, info = open_clip(path, VIDEO_MAX_SECONDS, VIDEO_MAX_BYTES)
+        container, _, info = open_clip(path, VIDEO_MAX_SECONDS, server.max_video_bytes)
         container.close()
         writer.fps = fps or info.fps  # the annotated clip plays at the sampling rate
         total = int(info.duration * (fps or info.fps)) + 1 if info.duration else None
@@ -356,7 +355,7 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
                     path,
                     fps=fps,
                     max_seconds=VIDEO_MAX_SECONDS,
-                    max_bytes=VIDEO_MAX_BYTES,
+                    max_bytes=server.max_video_bytes,
                     on_frame=writer.add,
                 )
                 for i, frame in enumerate(frames, 1):
@@ -541,7 +540,7 @@ def build_app(
             with gr.Tab("Video", id="video"):
                 gr.Markdown(
                     "Upload a clip (MP4, MOV, WebM, MKV, AVI...; up to "
-                    f"{VIDEO_MAX_BYTES // 1_000_000} MB and {VIDEO_MAX_SECONDS // 60} minutes). Its frames are "
+                    f"{server.max_video_bytes // 1_000_000} MB and {VIDEO_MAX_SECONDS // 60} minutes). Its frames are "
                     "sampled, every face found and followed over time with an id, and you get the annotated clip, "
                     "each face's emotions over time and a CSV with one row per face per frame."
                 )
@@ -648,7 +647,7 @@ def launch_options(server: ModelServer) -> dict:
     """Everything `Blocks.launch` needs besides host and port (Gradio 6: theme and css go here)."""
     return {
         # twice the reader's limit: files in between reach read_image and get its message
-        "max_file_size": max(2 * server.max_image_bytes, VIDEO_MAX_BYTES + 10_000_000),
+        "max_file_size": 2 * max(server.max_image_bytes, server.max_video_bytes),
         "allowed_paths": [str(EXAMPLES_DIR)],
         "theme": gr.themes.Soft(),
         "css": "#model-info { font-size: 0.95em; }",

@@ -129,6 +129,7 @@ class ModelServer:
         bootstrap: bool = True,
         max_image_bytes: int = 20_000_000,
         max_image_pixels: int = 50_000_000,
+        max_video_bytes: int = 100_000_000,
     ):
         if registry is None:
             from registry import Registry
@@ -140,6 +141,7 @@ class ModelServer:
         self.bootstrap = bootstrap
         self.max_image_bytes = max_image_bytes  # uploads above this are refused with a message
         self.max_image_pixels = max_image_pixels  # decompression-bomb guard
+        self.max_video_bytes = max_video_bytes  # clips above this are refused with a message
         self.pipeline = None
         self._lock = threading.Lock()  # guards _serving and the bookkeeping below
         self._serving: Serving | None = None

@@ -295,6 +295,7 @@ def _predict_clip(path: str, pipeline, args, emit, csv_writer, out_dir) -> bool:
     try:
         container, _, info = open_clip(path)
         container.close()
+        writer.fps = args.fps or info.fps  # the annotated clip plays at the sampling rate
         per_s = args.fps if args.fps else info.fps
         total = int(info.duration * per_s) + 1 if info.duration and per_s else None
         bar = tqdm(total=total, desc=info.name, unit="frame", file=sys.stderr, disable=not args.progress)

@@ -149,7 +149,9 @@ def png_bytes(size=(64, 64), mode="RGB") -> bytes:
 def demo_url(migrated_db, tmp_path_factory):
     d = tmp_path_factory.mktemp("demo-store")
     shutil.copy(store_templates(tmp_path_factory, migrated_db)["v1"], d / "mlflow.db")
-    server = start_server(f"sqlite:///{d / 'mlflow.db'}", d, poll_seconds=0, max_image_bytes=SMALL_LIMIT)
+    server = start_server(
+        f"sqlite:///{d / 'mlflow.db'}", d, poll_seconds=0, max_image_bytes=SMALL_LIMIT, max_video_bytes=SMALL_LIMIT
+    )
     with launched(server) as url:
         yield url
 
