@@ -134,8 +134,11 @@ class FaceDetector:
         out = torch.zeros(len(boxes), 3, side, side)
         size = (boxes[:, 2] - boxes[:, 0]).clamp(min=1)
         level = torch.floor(torch.log(size * base / side).clamp(min=0) / math.log(4)).long()
-        source = image if base >= 1 else image.resize(_scaled(image.size, base), Image.Resampling.BOX, reducing_gap=2.0)
-        scale = base
+        # the base copy by the nearest integer box-filter reduction (a fraction of a resize's cost): a face of
+        # min_face keeps at least 5/6 of the pixels the net reads (0.5 of the image for 0.6, the 40 px default)
+        factor = max(1, round(1 / base))
+        source = image.reduce(factor) if factor > 1 else image
+        scale = source.width / image.width
         for k in range(int(level.max()) + 1):
             if k:
                 source = source.reduce(4) if min(source.size) >= 8 else source
