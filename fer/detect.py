@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +39,13 @@ PYRAMID_FACTOR = 0.6  # scale step of the image pyramid
 REFINE_STEP = 0.2  # `refine` also looks in squares moved by this part of a known face's side, 8 ways
 
 _EMPTY = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+
+def mtcnn_weights() -> Path:
+    """The folder of MTCNN's weights inside facenet-pytorch's wheel (pnet.pt, rnet.pt, onet.pt)."""
+    import facenet_pytorch
+
+    return Path(facenet_pytorch.__file__).parent / "data"
 
 
 def check_min_face(min_face: int, width: int | None = None, height: int | None = None) -> None:
@@ -69,17 +77,27 @@ class FaceDetector:
         thresholds: tuple[float, float, float] = THRESHOLDS,
         factor: float = PYRAMID_FACTOR,
         device: str | torch.device = "cpu",
+        weights: str | Path | None = None,
     ):
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet  # the weights ship in the wheel
+        """weights: a folder with pnet.pt, rnet.pt and onet.pt (state dicts, read with weights_only=True);
+        default: the ones in facenet-pytorch's wheel."""
+        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
         if not 0 < factor < 1:
             raise ValueError(f"the pyramid factor must lie between 0 and 1, got {factor}")
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = factor
         self.device = torch.device(device)
-        self.pnet = _frozen(PNet().to(self.device), torch.zeros(1, 3, 40, 40, device=self.device))
-        self.rnet = _frozen(RNet().to(self.device), torch.zeros(2, 3, 24, 24, device=self.device))
-        self.onet = _frozen(ONet().to(self.device), torch.zeros(2, 3, 48, 48, device=self.device))
+        nets = {"pnet": PNet, "rnet": RNet, "onet": ONet}
+        folder = Path(weights) if weights is not None else mtcnn_weights()
+        loaded = {}
+        for name, cls in nets.items():
+            net = cls(pretrained=False)
+            net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
+            loaded[name] = net.to(self.device)
+        self.pnet = _frozen(loaded["pnet"], torch.zeros(1, 3, 40, 40, device=self.device))
+        self.rnet = _frozen(loaded["rnet"], torch.zeros(2, 3, 24, 24, device=self.device))
+        self.onet = _frozen(loaded["onet"], torch.zeros(2, 3, 48, 48, device=self.device))
 
     # ------------------------------------------------------------ stages
 

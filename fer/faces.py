@@ -154,6 +154,7 @@ class FacePipeline:
         thresholds: tuple[float, float, float] = THRESHOLDS,
         factor: float = PYRAMID_FACTOR,
         device: str | torch.device = "cpu",
+        mtcnn_weights: str | None = None,
     ):
         if max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, got {max_faces}")
@@ -163,7 +164,8 @@ class FacePipeline:
         self.min_face = min_face
         self.face_mode = face_mode
         self.device = torch.device(device)
-        self.detector = FaceDetector(thresholds, factor, self.device)  # built once: three nets traced and frozen
+        # built once: three nets traced and frozen (weights: a folder, default facenet-pytorch's wheel)
+        self.detector = FaceDetector(thresholds, factor, self.device, weights=mtcnn_weights)
         self._served: tuple[torch.nn.Module, torch.nn.Module] | None = None
         self.set_model(model)
 

@@ -137,6 +137,54 @@ def log_model(model: torch.nn.Module, registered_name: str | None, card: dict) -
     return result
 
 
+PHOTO_MODEL_CODE = Path(__file__).with_name("photo_model.py")
+
+
+def photo_requirements() -> list[str]:
+    """What the photo model imports: the product's dependencies at the versions installed here."""
+    import importlib.metadata as md
+
+    names = ("torch", "torchvision", "facenet-pytorch", "numpy", "pillow", "simplejpeg", "pandas", "mlflow")
+    return [f"{n}=={md.version(n)}" for n in names]
+
+
+def log_photo_model(model: torch.nn.Module, name: str = "model"):
+    """Log, in the active run, the pyfunc model of fer/photo_model.py (photos in, faces out) from code: the
+    classifier as an MLflow pytorch model in the pt2 format and MTCNN's weights are its artifacts, the `fer`
+    package its code. Returns MLflow's ModelInfo."""
+    import shutil
+    import tempfile
+
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from fer.detect import mtcnn_weights
+
+    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
+    with tempfile.TemporaryDirectory(prefix="fer-photo-model-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        classifier = Path(tmp) / "classifier"
+        mlflow.pytorch.save_model(
+            model, str(classifier), input_example=INPUT_EXAMPLE, pip_requirements=pip_requirements()
+        )
+        mtcnn = Path(tmp) / "mtcnn"
+        mtcnn.mkdir()
+        for net in ("pnet", "rnet", "onet"):
+            shutil.copy(mtcnn_weights() / f"{net}.pt", mtcnn / f"{net}.pt")
+        signature = ModelSignature(
+            inputs=Schema([ColSpec("binary", "image")]),
+            outputs=Schema([ColSpec("string", "faces"), ColSpec("string", "error")]),
+        )
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(PHOTO_MODEL_CODE),
+            artifacts={"classifier": str(classifier), "mtcnn": str(mtcnn)},
+            code_paths=[str(Path(__file__).parent)],
+            signature=signature,
+            pip_requirements=photo_requirements(),
+        )
+
+
 def version_tags(card: dict) -> dict[str, str]:
     tags = {"recipe": card.get("recipe", ""), "params": str(card.get("params", ""))}
     test = card.get("publictest") or {}

@@ -72,6 +72,8 @@ def load_mlflow(uri: str) -> tuple[nn.Module, dict]:
     except Exception as e:  # noqa: BLE001 - MLflow raises many kinds for a missing model
         raise ModelLoadError(f"cannot fetch {uri} from MLflow ({mlflow.get_tracking_uri()}): {e}") from e
     pt2 = local / "data" / "model.pt2"
+    if not pt2.exists():  # a photo model (fer/photo_model.py) carries the classifier as its artifact
+        pt2 = local / "artifacts" / "classifier" / "data" / "model.pt2"
     if not pt2.exists():
         raise ModelLoadError(
             f"{uri} is not stored in the pt2 (torch.export) format; pickled models are refused. "
