@@ -117,16 +117,10 @@ class RunTracker:
 
 
 def log_model(model: torch.nn.Module, registered_name: str | None, card: dict) -> dict:
-    """Log `model` as an MLflow model in the `pt2` format (no pickle) and register it."""
-    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            input_example=INPUT_EXAMPLE,
-            pip_requirements=pip_requirements(),
-        )
+    """Log `model` as the photo model of fer/photo_model.py (a pyfunc from code whose artifact is the classifier
+    in the `pt2` format: nothing pickled) and register it. `mlflow models serve` and `spark_udf` serve it
+    as photos in, faces out; the demo loads the classifier graph inside it."""
+    info = log_photo_model(model, name="model")
     result = {"model_uri": info.model_uri, "run_id": mlflow.active_run().info.run_id}
     if registered_name:
         mv = mlflow.register_model(info.model_uri, registered_name)
