@@ -87,7 +87,7 @@ def open_clip(path: str | Path, max_seconds: float = 0, max_bytes: int = 0):
         stream = container.streams.video[0]
         codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
         if stream.codec_context is None or not stream.codec_context.is_decoder:
-            raise _where(p, f"the video codec {codec!r} cannot be decoded here")
+            raise _where(p, f"unsupported video codec ({codec}): FFmpeg has no decoder for it here")
         stream.thread_type = "AUTO"  # FFmpeg's frame threads: decoding keeps up with the analysis
         duration = 0.0
         if stream.duration is not None and stream.time_base is not None:

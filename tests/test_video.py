@@ -152,6 +152,8 @@ def bad_clips(root: Path, good: Path) -> dict[str, tuple[Path, str]]:
     streamable = write_clip(root / "walk.mkv")  # Matroska puts its header first: cut, it still opens
     cut_mkv = root / "cut.mkv"
     cut_mkv.write_bytes(streamable.read_bytes()[: streamable.stat().st_size * 9 // 10])  # after the keyframe
+    unknown = root / "unknown.mkv"  # the codec id of the Matroska track replaced by one FFmpeg does not know
+    unknown.write_bytes(streamable.read_bytes().replace(b"V_MPEG4/ISO/AVC", b"V_FOOBAR/ISO/XY"))
     noise = root / "noise.mov"
     noise.write_bytes(np.random.default_rng(0).integers(0, 256, 30_000, dtype=np.uint8).tobytes())
     zero = root / "zero.webm"
@@ -161,6 +163,7 @@ def bad_clips(root: Path, good: Path) -> dict[str, tuple[Path, str]]:
         "zero frames": (empty, "empty.mkv: no frame: the file ends before its first frame"),
         "cut mp4": (cut_mp4, "cut.mp4: truncated, corrupt or not a video (FFmpeg: "),
         "cut mkv": (cut_mkv, "cut.mkv: truncated or corrupt video: its frames end at "),
+        "unsupported codec": (unknown, "unknown.mkv: unsupported video codec (unknown): FFmpeg has no decoder"),
         "noise": (noise, "noise.mov: truncated, corrupt or not a video (FFmpeg: "),
         "empty file": (zero, "zero.webm: empty file"),
     }
