@@ -39,7 +39,8 @@ from PIL import Image
 
 from demo.serving import ModelServer
 from fer import LABELS
-from fer.detect import MIN_FACE
+from fer.detect import MIN_FACE, PNET_WINDOW
+from fer.faces import FACE_MODES
 
 log = logging.getLogger("demo")
 
@@ -327,7 +328,7 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
     import csv
     import uuid
 
-    from fer.video import CSV_COLUMNS, ClipWriter, VideoError, analyze_clip, open_clip
+    from fer.video import CSV_COLUMNS, ClipWriter, VideoError, analyze_clip, probe
 
     name = display_name(path)
     fps = VIDEO_FPS if fps in (None, "") else float(fps)
@@ -340,15 +341,14 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
     out.mkdir(parents=True)
     stem = Path(name).stem or "clip"
     table = out / f"{stem}-faces.csv"
-    writer = ClipWriter(name, None, out, fps, 0.0)
+    writer = None
     try:
-        container, _, info = open_clip(path, VIDEO_MAX_SECONDS, server.max_video_bytes)
-        container.close()
-        writer.fps = fps or info.fps  # the annotated clip plays at the sampling rate
-        total = int(info.duration * (fps or info.fps)) + 1 if info.duration else None
+        info = probe(path, VIDEO_MAX_SECONDS, server.max_video_bytes)
+        total = info.samples(fps)
         with open(table, "w", newline="") as f:
-            writer.csv = csv.writer(f)
-            writer.csv.writerow(CSV_COLUMNS)
+            rows = csv.writer(f)
+            rows.writerow(CSV_COLUMNS)
+            writer = ClipWriter(name, rows, out, fps or info.fps, 0.0)
             try:
                 frames = analyze_clip(
                     server,
@@ -372,12 +372,8 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
     finally:
         discard_upload(path)
         release_memory()
-    if result["frames"]:
-        result["outputs"] = {
-            "annotated": str(writer.mp4_path) if writer.frames_written else None,
-            "timeline": str(writer.timeline_path) if writer.history else None,
-            "csv": str(table),
-        }
+    if result["frames"]:  # frames were analysed: the writer was made, and the CSV holds them
+        result["outputs"] = {**result["outputs"], **writer.outputs(), "csv": str(table)}
     return result
 
 
@@ -473,13 +469,13 @@ def build_app(
                         with gr.Accordion("Face options (for the next photo)", open=False):
                             min_face = gr.Number(
                                 value=MIN_FACE,
-                                minimum=12,
+                                minimum=PNET_WINDOW,
                                 precision=0,
                                 label="Smallest face, in the photo's own pixels (12 at least)",
                                 elem_id="min-face",
                             )
                             face_mode = gr.Radio(
-                                ["auto", "detect", "whole"],
+                                list(FACE_MODES),
                                 value="auto",
                                 label="Faces",
                                 info="detect: the faces MTCNN finds; whole: the photo is one face; auto: detect, "

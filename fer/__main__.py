@@ -18,7 +18,7 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fer.config import RECIPES, add_config_flags
+    from fer.config import RECIPES, _parse_bool, add_config_flags
 
     p = argparse.ArgumentParser(prog="python -m fer", description="Facial emotion recognition on FER2013.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pr.add_argument(
         "--progress",
-        type=lambda v: v.lower() in ("1", "true", "yes", "on"),
+        type=_parse_bool,
         default=True,
         metavar="{true,false}",
         help="video clips: show a progress bar on stderr (default true)",
@@ -221,12 +221,14 @@ def cmd_predict(args) -> int:
 
     try:
         check_min_face(args.min_face)
-        if args.fps < 0:
-            raise ValueError(f"--fps {args.fps}: give samples per second, or 0 for every frame")
-        if args.smooth < 0:
-            raise ValueError(f"--smooth {args.smooth}: give seconds, or 0 for no smoothing")
     except ValueError as e:
-        print(f"error: {e}" if str(e).startswith("--") else f"error: --min-face: {e}", file=sys.stderr)
+        print(f"error: --min-face: {e}", file=sys.stderr)
+        return 2
+    if args.fps < 0:
+        print(f"error: --fps {args.fps}: give samples per second, or 0 for every frame", file=sys.stderr)
+        return 2
+    if args.smooth < 0:
+        print(f"error: --smooth {args.smooth}: give seconds, or 0 for no smoothing", file=sys.stderr)
         return 2
     model, _ = load_model(args.model)
     pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
@@ -283,22 +285,20 @@ def _predict_clip(path: str, pipeline, args, emit, csv_writer, out_dir) -> bool:
     """One video clip of `fer predict`: frames sampled, faces tracked, outputs written. False if it failed."""
     from tqdm import tqdm
 
-    from fer.video import ClipWriter, VideoError, analyze_clip, open_clip
+    from fer.video import ClipWriter, VideoError, analyze_clip, probe
 
-    writer = ClipWriter(path, csv_writer, out_dir, args.fps, args.smooth)
-    error, n_frames, tracks, info = None, 0, set(), None
+    error, n_frames, tracks, info, writer = None, 0, set(), None, None
     if emit:
         emit.begin_item()
         head = {"video": path, "sampled_fps": args.fps or None, "smooth_s": args.smooth or None}
         emit.out.write(json.dumps(head)[:-1] + ', "frames": [')
     bar = None
     try:
-        container, _, info = open_clip(path)
-        container.close()
-        writer.fps = args.fps or info.fps  # the annotated clip plays at the sampling rate
-        per_s = args.fps if args.fps else info.fps
-        total = int(info.duration * per_s) + 1 if info.duration and per_s else None
-        bar = tqdm(total=total, desc=info.name, unit="frame", file=sys.stderr, disable=not args.progress)
+        info = probe(path)
+        writer = ClipWriter(path, csv_writer, out_dir, args.fps or info.fps, args.smooth)
+        bar = tqdm(
+            total=info.samples(args.fps), desc=info.name, unit="frame", file=sys.stderr, disable=not args.progress
+        )
         for result in analyze_clip(pipeline, path, fps=args.fps, smooth=args.smooth, on_frame=writer.add):
             if emit:
                 emit.out.write(("" if n_frames == 0 else ", ") + json.dumps(result))
@@ -310,12 +310,9 @@ def _predict_clip(path: str, pipeline, args, emit, csv_writer, out_dir) -> bool:
     finally:
         if bar is not None:
             bar.close()
-        writer.close()
-    outputs = {}
-    if writer.mp4_path is not None and writer.frames_written:
-        outputs["annotated"] = str(writer.mp4_path)
-    if writer.timeline_path is not None and writer.history:
-        outputs["timeline"] = str(writer.timeline_path)
+        if writer is not None:
+            writer.close()
+    outputs = writer.outputs() if writer is not None else {}
     if emit:
         tail = {"error": error, **outputs}
         emit.out.write("], " + json.dumps(tail)[1:])

@@ -108,14 +108,12 @@ class FaceDetector:
 
     def _pyramid(self, image: Image.Image, min_face: int) -> list[tuple[float, Image.Image]]:
         W, H = image.size
-        scale = PNET_WINDOW / min_face
         levels, previous = [], image
-        while min(W, H) * scale >= PNET_WINDOW:
+        for scale in pyramid_scales(W, H, min_face, self.factor):
             size = (int(W * scale + 1), int(H * scale + 1))  # facenet-pytorch's level sizes
             level = previous if size == previous.size else previous.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
             levels.append((scale, level))
             previous = level  # scale <= 1 (min_face >= 12): every level is smaller than the one before
-            scale *= self.factor
         return levels
 
     def _proposals(self, image: Image.Image, min_face: int) -> torch.Tensor:
@@ -233,10 +231,6 @@ class FaceDetector:
             return _EMPTY
         keep = _nms_min(boxes, prob, 0.7)
         return boxes[keep].numpy().astype(np.float32), prob[keep].numpy().astype(np.float32)
-
-
-def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def _square(boxes: torch.Tensor) -> torch.Tensor:

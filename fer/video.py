@@ -52,10 +52,10 @@ class ClipInfo:
     fps: float  # the stream's average frame rate; 0 when unknown
     codec: str
 
-    @property
-    def frames(self) -> int:
-        """Estimated frame count (for the progress bar); 0 when unknown."""
-        return int(round(self.duration * self.fps)) if self.duration and self.fps else 0
+    def samples(self, fps: float) -> int | None:
+        """About how many frames sampling at `fps` (0: every frame) gives, for a progress bar; None if unknown."""
+        rate = fps or self.fps
+        return int(self.duration * rate) + 1 if self.duration and rate else None
 
 
 def _where(path: str | Path, problem: str) -> VideoError:
@@ -102,6 +102,13 @@ def open_clip(path: str | Path, max_seconds: float = 0, max_bytes: int = 0):
         container.close()
         raise
     return container, stream, info
+
+
+def probe(path: str | Path, max_seconds: float = 0, max_bytes: int = 0) -> ClipInfo:
+    """What `open_clip` learns of a clip (size, length, rate, codec), the file closed again; VideoError as it."""
+    container, _, info = open_clip(path, max_seconds, max_bytes)
+    container.close()
+    return info
 
 
 def _reason(e: Exception) -> str:
@@ -248,7 +255,8 @@ class ClipWriter:
     """The outputs of one clip that are written as it is analysed: CSV rows, the annotated MP4, the timeline."""
 
     def __init__(self, name: str, csv_writer, annotate_dir: Path | None, fps: float, smooth: float):
-        """csv_writer: a `csv.writer` shared by the clips of one run (rows start with the clip's name), or None."""
+        """csv_writer: a `csv.writer` shared by the clips of one run (rows start with the clip's name), or None;
+        fps: the rate the annotated clip plays at (the sampling rate, or the clip's own for every frame)."""
         self.name, self.smooth, self.fps = name, smooth, fps
         self.csv = csv_writer
         self.mp4_path = self.timeline_path = None
@@ -268,6 +276,15 @@ class ClipWriter:
             self.history.setdefault(f["track"], []).append((result["t"], [f["probabilities"][k] for k in LABELS]))
         if self.mp4_path is not None:
             self._write_frame(result, image, analysis)
+
+    def outputs(self) -> dict[str, str]:
+        """The files written so far: "annotated" (the MP4) and "timeline" (the PNG, once closed)."""
+        written = {}
+        if self.mp4_path is not None and self.frames_written:
+            written["annotated"] = str(self.mp4_path)
+        if self.timeline_path is not None and self.history:
+            written["timeline"] = str(self.timeline_path)
+        return written
 
     def _write_frame(self, result: dict, image: Image.Image, analysis) -> None:
         import av
