@@ -1,10 +1,11 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - create .venv, install everything, start the demo
-#   make test   - create .venv, install everything (and chromium for browser tests), run the whole suite
+#   make test   - create .venv, install everything (chromium for the browser tests, a Java runtime for Spark), run the whole suite
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup demo test lint bench clean
 
@@ -13,20 +14,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	# torch 2.14.1 / torchvision 0.29.1 lie on this machine's disk (pip's find-links); pinned so pip takes them, not a download
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e .
 	touch $(STAMP)
+
+# the test tools on top: pytest, ruff, Playwright (driving Debian's chromium), gradio_client, PySpark
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -e '.[test]'
+	touch $(TEST_STAMP)
 
 setup: $(STAMP)
 
 demo: setup
 	$(BIN)/python -m demo
 
-test: setup
+test: $(TEST_STAMP)
 	bash scripts/system-deps.sh
 	$(BIN)/ruff check fer registry demo tests benchmarks app.py
 	$(BIN)/python -m pytest
 
-lint: setup
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check fer registry demo tests benchmarks app.py
 	$(BIN)/ruff format --check fer registry demo tests benchmarks app.py
 

@@ -6,8 +6,9 @@ the pt2 format, artifact `classifier`) and MTCNN's weights (artifact `mtcnn`) tr
 
 Input: a DataFrame whose `image` column holds each photo's bytes (base64 text over REST, where the signature's
 `binary` type decodes it; raw bytes from Spark's `binaryFile` source or pandas). Output: one row per photo,
-`faces` (the JSON array `fer predict --json` gives for the photo) and `error` (null, or a message naming the row
-and the problem). A bad row gets its error; the other rows still get their answer.
+`faces` (the JSON array `fer predict --json` gives for the photo) and `error` (empty, or a message naming the row
+and the problem; empty rather than null, because `spark_udf` turns a null beside a message into the text "None").
+A bad row gets its error; the other rows still get their answer.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class PhotoModel(PythonModel):
             try:
                 image = read_image(_photo_bytes(value, name), name=name)
                 faces = [f.to_dict() for f in self.pipeline.analyze(image).faces]
-                rows.append({"faces": json.dumps(faces), "error": None})
+                rows.append({"faces": json.dumps(faces), "error": ""})
             except (ImageError, ValueError) as e:
                 rows.append({"faces": "[]", "error": str(e)})
         return pd.DataFrame(rows, columns=OUTPUT_COLUMNS, dtype=object)

@@ -62,7 +62,7 @@ def test_photo_model_logged_from_code_answers_photos_with_pickles_refused(tmp_pa
     rows = json.loads(proc.stdout.splitlines()[-1])
     faces = [json.loads(r["faces"]) for r in rows]
     assert [len(f) for f in faces] == [1, 0, 0, 1] and faces[3] == faces[0]  # base64 text reads as its bytes
-    assert rows[0]["error"] is None and rows[1]["error"] is None
+    assert rows[0]["error"] == "" and rows[1]["error"] == ""
     assert rows[2]["error"].startswith("row 2: not an image")
     assert set(faces[0][0]) == {"box", "score", "emotion", "probabilities", "whole_image"}
 

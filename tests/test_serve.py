@@ -76,7 +76,7 @@ def test_mlflow_models_serve_answers_photos_and_follows_the_alias(tmp_path, mlfl
         again = invoke(url, [astronaut])  # the bad row did not take the server down
     faces = [json.loads(row["faces"]) for row in first]
     assert [len(f) for f in faces] == [1, 0, 0]
-    assert first[0]["error"] is None and first[1]["error"] is None
+    assert first[0]["error"] == "" and first[1]["error"] == ""
     assert first[2]["error"].startswith("row 2: not an image")
     assert json.loads(again[0]["faces"]) == faces[0]
     assert set(faces[0][0]) == {"box", "score", "emotion", "probabilities", "whole_image"}
