@@ -23,6 +23,7 @@ class TrainConfig:
     val: str = "split"  # 'split': a stratified part of Training (the paper); 'public': PublicTest
     val_fraction: float = 0.2  # part of Training held out when val='split'
     seed: int = 0  # seeds the split, the initial weights, the shuffling and the augmentation
+    split_seed: int = -1  # seeds the validation split instead (-1: the seed); members of one ensemble share it
     epochs: int = 150  # maximum epochs (Table 2)
     batch_size: int = 32  # global batch, shared among processes (Table 2)
     optimizer: str = "adam"  # 'adam' or 'sgd' (Nesterov momentum 0.9)
@@ -47,6 +48,10 @@ class TrainConfig:
     progress: bool = True  # show a progress bar per epoch
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @property
+    def validation_seed(self) -> int:
+        return self.seed if self.split_seed < 0 else self.split_seed
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -125,21 +130,24 @@ def _fields(cls, prefix=""):
     for f in dataclasses.fields(cls):
         if f.name in _NESTED and not prefix:
             yield from _fields(_NESTED[f.name], prefix=f"{f.name}.")
-        elif f.name not in ("recipe",):
+        elif f.name not in ("recipe",) and prefix + f.name != "model.members":  # ensembles: `fer bundle RUN RUN`
             yield prefix + f.name, hints[f.name], f
 
 
 def add_config_flags(parser) -> None:
-    """One flag per config field (`--batch-size`, `--augment.rotation`, ...), default 'from the recipe'."""
+    """One flag per config field (`--batch-size`, `--augment.rotation`, ...), default 'from the recipe' (an absent
+    flag leaves no attribute, so the help shows the paper recipe's value, not argparse's None)."""
+    import argparse
+
     for name, typ, f in _fields(TrainConfig):
         flag = "--" + name.replace("_", "-")
-        comment = _field_comment(f)
+        kw = {"dest": name, "help": _field_comment(f), "default": argparse.SUPPRESS}
         if typ is bool:
-            parser.add_argument(flag, dest=name, type=_parse_bool, metavar="{true,false}", help=comment)
+            parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", **kw)
         elif typing.get_origin(typ) is tuple:
-            parser.add_argument(flag, dest=name, type=_parse_int_tuple, metavar="N,N,...", help=comment)
+            parser.add_argument(flag, type=_parse_int_tuple, metavar="N,N,...", **kw)
         else:
-            parser.add_argument(flag, dest=name, type=typ, help=comment)
+            parser.add_argument(flag, type=typ, **kw)
 
 
 def apply_flags(cfg: TrainConfig, args) -> TrainConfig:
@@ -174,8 +182,8 @@ def _field_comment(f) -> str:
     for line in src.splitlines():
         stripped = line.strip()
         if stripped.startswith(f"{f.name}:") and "#" in stripped:
-            return stripped.split("#", 1)[1].strip() + f" (default: {_default(f)})"
-    return f"default: {_default(f)}"
+            return stripped.split("#", 1)[1].strip() + f" (paper recipe: {_default(f)})"
+    return f"paper recipe: {_default(f)}"
 
 
 def _default(f):

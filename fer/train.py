@@ -350,7 +350,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
 
     dist.init()
     ds = load(cfg.data, quiet=not dist.is_main())
-    (x_tr, y_tr), (x_val, y_val) = train_val(ds, cfg.val, cfg.val_fraction, cfg.seed)
+    (x_tr, y_tr), (x_val, y_val) = train_val(ds, cfg.val, cfg.val_fraction, cfg.validation_seed)
     trainer = Trainer(cfg, resume=resume)
     try:
         if cfg.train_limit:  # a seeded random subset, so every class stays represented
