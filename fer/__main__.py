@@ -102,7 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("source", help="FER2013 folder or Kaggle CSV")
 
     b = sub.add_parser("bundle", help="ship a run's best weights, with a model card, as the bundled model")
-    b.add_argument("run", help="a run folder of `fer train` (its last.pt or best.pt) or a weights file")
+    b.add_argument(
+        "run",
+        nargs="+",
+        help="a run folder of `fer train` (its last.pt) or a checkpoint; several: one ensemble averaging them "
+        "(same network shape, trained with the same --split-seed)",
+    )
     b.add_argument("--data", default="../shared/data/fer2013", help="FER2013 folder or CSV for the PublicTest figures")
     b.add_argument("--to", default="", help="output folder (default: the package's bundled/ folder)")
     b.add_argument("--tta", default="model", help=TTA_HELP)
@@ -349,7 +354,8 @@ def cmd_bundle(args) -> int:
 
     card = bundle(args.run, args.data, args.to or None, tta=args.tta)
     print(
-        f"bundled {card['name']} ({card['params']:,} parameters, {card['epochs_run']} epochs): "
+        f"bundled {card['name']}{' x' + str(len(card['members'])) if 'members' in card else ''} "
+        f"({card['params']:,} parameters, {card['epochs_run']} epochs): "
         f"PublicTest accuracy {card['publictest']['accuracy']:.4f}"
     )
     return 0

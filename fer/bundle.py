@@ -21,9 +21,9 @@ import torch
 
 from fer import data, plots
 from fer.calibration import calibrate
-from fer.config import command_for
+from fer.config import TrainConfig, command_for
 from fer.evaluate import evaluate_arrays, ms_per_face
-from fer.model import ModelConfig, count_parameters, create_model
+from fer.model import ModelConfig, count_parameters, create_model, stack
 from fer.tracking import calibration_summary, save_weights
 from fer.weights import BUNDLED_DIR, ModelLoadError, for_inference
 
@@ -45,7 +45,11 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
         "stopped_early": state["stopped_early"],
         "best_epoch": state["best_epoch"] + 1,
         "selection": f"best {cfg['select']} on "
-        + ("PublicTest" if cfg["val"] == "public" else f"{cfg['val_fraction']:.0%} of Training (seed {cfg['seed']})"),
+        + (
+            "PublicTest"
+            if cfg["val"] == "public"
+            else f"{cfg['val_fraction']:.0%} of Training (split seed {TrainConfig.from_dict(cfg).validation_seed})"
+        ),
         "validation": {"accuracy": state["best_value"]} if cfg["select"] == "val_acc" else {},
         "command": command_for(cfg),
         "config": cfg,
@@ -55,23 +59,89 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), info
 
 
-def bundle(run: str | Path, data_source: str | Path, to: str | Path | None = None, tta: str = "model") -> dict:
-    """Bundle a run's best weights; `tta` other than 'model' changes the inference-time augmentation first
-    (choose it on the validation part of Training: `fer evaluate --split val --tta ...`)."""
+def _checkpoint(run: str | Path) -> Path:
     run = Path(run)
     path = run / "last.pt" if run.is_dir() else run
     if not path.exists():
         raise ModelLoadError(f"{path}: no checkpoint to bundle")
-    model, info = _from_checkpoint(path)
+    return path
+
+
+def _ensemble(members: list[tuple[torch.nn.Module, dict]], runs: list[str | Path]) -> tuple[torch.nn.Module, dict]:
+    """One graph averaging the members' logits, and its card's training part (each member's figures kept)."""
+    cfgs = [info["config"] for _, info in members]
+
+    def shape(c: dict) -> dict:
+        return {k: v for k, v in ModelConfig.from_dict(c["model"]).to_dict().items() if k != "temperature"}
+
+    def split(c: dict) -> tuple:
+        return c["val"], c["val_fraction"], TrainConfig.from_dict(c).validation_seed
+
+    for run, c in zip(runs[1:], cfgs[1:]):
+        if shape(c) != shape(cfgs[0]):
+            diff = sorted(k for k in shape(c) if shape(c)[k] != shape(cfgs[0])[k])
+            raise ModelLoadError(
+                f"{run}: its network differs from {runs[0]}'s ({', '.join(diff)}); "
+                "the members of an ensemble share one shape"
+            )
+        if split(c) != split(cfgs[0]):
+            raise ModelLoadError(
+                f"{run}: selected on another validation split than {runs[0]} (val {c['val']!r}, fraction "
+                f"{c['val_fraction']}, split seed {split(c)[2]}, against {split(cfgs[0])[2]}), "
+                "so no split is unseen by all members; train every member with the same --split-seed"
+            )
+    model = stack([member for member, _ in members])
+    infos = [info for _, info in members]
+    config = {**cfgs[0], "model": model.cfg.to_dict()}
+    info = {
+        "recipe": cfgs[0]["recipe"],
+        "epochs_run": "+".join(str(i["epochs_run"]) for i in infos),
+        "epochs_planned": "+".join(str(i["epochs_planned"]) for i in infos),
+        "finished": all(i["finished"] for i in infos),
+        "stopped_early": any(i["stopped_early"] for i in infos),
+        "best_epoch": "+".join(str(i["best_epoch"]) for i in infos),
+        "selection": f"each member: {infos[0]['selection']}; the ensemble: the mean of the members' logits",
+        "command": "\n".join([*(i["command"] for i in infos), "python -m fer bundle " + " ".join(map(str, runs))]),
+        "config": config,
+        "training_seconds": round(sum(i["training_seconds"] for i in infos), 1),
+        "members": [
+            {
+                "run": str(run),
+                "seed": i["config"]["seed"],
+                "epochs_run": i["epochs_run"],
+                "best_epoch": i["best_epoch"],
+                "validation": i["validation"],
+                "training_seconds": i["training_seconds"],
+                "command": i["command"],
+            }
+            for run, i in zip(runs, infos)
+        ],
+    }
+    return model.eval(), info
+
+
+def bundle(
+    runs: str | Path | list[str | Path], data_source: str | Path, to: str | Path | None = None, tta: str = "model"
+) -> dict:
+    """Bundle a run's best weights, or several runs' as one ensemble (their logits averaged in one graph; the
+    runs must share the network's shape and the validation split). `tta` other than 'model' changes the
+    inference-time augmentation first (choose it on the validation part of Training:
+    `fer evaluate --split val --tta ...`)."""
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    members = [_from_checkpoint(_checkpoint(r)) for r in runs]
+    model, info = members[0] if len(members) == 1 else _ensemble(members, runs)
     if tta != "model":
         model.set_tta(tta)
         info["config"]["model"].update(flip_tta=model.cfg.flip_tta, tta_shift=model.cfg.tta_shift)
-        info["command"] = command_for(info["config"])
+        if len(members) == 1:
+            info["command"] = command_for(info["config"])
     ds = data.load(data_source, quiet=True)
     cfg = info["config"]
-    _, (x_val, y_val) = data.train_val(ds, cfg["val"], cfg["val_fraction"], cfg["seed"])
+    _, (x_val, y_val) = data.train_val(ds, cfg["val"], cfg["val_fraction"], TrainConfig.from_dict(cfg).validation_seed)
     x, y = ds.split("PublicTest")
     calibration = calibrate(model, x_val, y_val, x, y)  # the run's own validation split, as `fer train` does
+    if len(members) > 1:
+        info["validation"] = {"accuracy": evaluate_arrays(model, x_val, y_val, channels_last=False).accuracy}
     m = evaluate_arrays(model, x, y, channels_last=False)
     out = Path(to) if to else BUNDLED_DIR
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ where a sum follows, as in the reference implementation of the recipe).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,9 @@ class ModelConfig:
     # logits divided by this in inference, fitted on the validation split after training (fer.calibration) so the
     # probabilities mean what they say; 1: as trained. The predicted emotion does not change.
     temperature: float = 1.0
+    # networks of this shape side by side in one graph, each trained on its own (`fer train --seed S
+    # --split-seed 0`), their logits averaged: an ensemble (`fer bundle RUN RUN ...`, `stack`); 1: one network
+    members: int = 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -57,10 +60,13 @@ class ModelConfig:
         return cls(**d)
 
 
-def conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, relu: bool = True) -> nn.Sequential:
+def conv_bn(
+    cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, relu: bool = True, m: int = 1
+) -> nn.Sequential:
+    """Convolution, BatchNorm, ReLU; `m` networks side by side (channels times m, groups of m: no mixing)."""
     layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=False),
-        nn.BatchNorm2d(cout),
+        nn.Conv2d(m * cin, m * cout, k, stride=stride, padding=padding, bias=False, groups=m),
+        nn.BatchNorm2d(m * cout),
     ]
     if relu:
         layers.append(nn.ReLU(inplace=True))
@@ -70,11 +76,11 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, relu
 class SeparableConv(nn.Module):
     """Depthwise 3×3 then pointwise 1×1 (Keras `SeparableConv2D`), then BatchNorm."""
 
-    def __init__(self, cin: int, cout: int, relu: bool = True):
+    def __init__(self, cin: int, cout: int, relu: bool = True, m: int = 1):
         super().__init__()
-        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
-        self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
+        self.depthwise = nn.Conv2d(m * cin, m * cin, 3, padding=1, groups=m * cin, bias=False)
+        self.pointwise = nn.Conv2d(m * cin, m * cout, 1, bias=False, groups=m)
+        self.bn = nn.BatchNorm2d(m * cout)
         self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,11 +90,11 @@ class SeparableConv(nn.Module):
 class ResidualModule(nn.Module):
     """Two separable convolutions and a stride-2 pool, plus a strided 1×1 shortcut: halves H and W."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, m: int = 1):
         super().__init__()
-        self.shortcut = conv_bn(cin, cout, 1, stride=2, relu=False)
-        self.sep1 = SeparableConv(cin, cout)
-        self.sep2 = SeparableConv(cout, cout, relu=False)
+        self.shortcut = conv_bn(cin, cout, 1, stride=2, relu=False, m=m)
+        self.sep1 = SeparableConv(cin, cout, m=m)
+        self.sep2 = SeparableConv(cout, cout, relu=False, m=m)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,23 +124,31 @@ class MiniXception(nn.Module):
         self.cfg = cfg = cfg or ModelConfig()
         if cfg.input_pool < 1 or cfg.input_size // cfg.input_pool < 16:
             raise ValueError(f"input_pool {cfg.input_pool} leaves {cfg.input_size // cfg.input_pool} pixels; need 16")
+        if cfg.members < 1:
+            raise ValueError(f"members {cfg.members}: a model needs at least one network")
+        m = cfg.members  # an ensemble: m networks side by side in every layer (see `stack`)
         # 'valid' padding as in the reference: 48 -> 46 -> 44
         self.stem = nn.Sequential(
-            conv_bn(cfg.in_channels, cfg.stem_channels, 3),
-            conv_bn(cfg.stem_channels, cfg.stem_channels, 3),
+            conv_bn(cfg.in_channels, cfg.stem_channels, 3, m=m),
+            conv_bn(cfg.stem_channels, cfg.stem_channels, 3, m=m),
         )
         modules, cin = [], cfg.stem_channels
         for width in cfg.widths:  # 44 -> 22 -> 11 -> 6 -> 3
-            modules.append(ResidualModule(cin, width))
+            modules.append(ResidualModule(cin, width, m=m))
             cin = width
         self.modules_ = nn.Sequential(*modules)
-        self.head = nn.Conv2d(cin, cfg.num_classes, 3, padding=1)
+        self.head = nn.Conv2d(m * cin, m * cfg.num_classes, 3, padding=1, groups=m)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.members > 1:
+            x = x.repeat(1, self.cfg.members, 1, 1)  # each network sees the image
         return self.modules_(self.stem(x))
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x).mean(dim=(2, 3))  # (N, C, h, w) -> (N, C): global average pooling
+        logits = self.head(x).mean(dim=(2, 3))  # (N, m·C, h, w) -> (N, m·C): global average pooling
+        if self.cfg.members > 1:
+            logits = logits.unflatten(1, (self.cfg.members, -1)).mean(1)  # the networks' mean: (N, C)
+        return logits
 
     def set_tta(self, spec: str) -> None:
         """Change the inference-time augmentation (see parse_tta); it adds no weights."""
@@ -201,6 +215,24 @@ def create_model(name: str | ModelConfig = "mini_xception", **overrides) -> nn.M
     if cfg.name not in _MODELS:
         raise ValueError(f"unknown model {cfg.name!r}; known models: {', '.join(model_names())}")
     return _MODELS[cfg.name](cfg)
+
+
+def stack(models: list[MiniXception]) -> MiniXception:
+    """An ensemble of networks of one shape, trained apart, as one network of the same depth: each layer holds
+    theirs side by side (grouped convolutions, so they never mix) and the logits are their mean. Same outputs
+    as averaging the networks' logits, at little more than one network's cost per face. The temperature is 1:
+    fit the ensemble's own (fer.calibration)."""
+    first = models[0].cfg
+    for i, model in enumerate(models[1:], 1):
+        mine = replace(model.cfg, temperature=first.temperature)
+        if mine != first or first.members != 1:
+            raise ValueError(f"network {i} differs from network 0 ({mine} against {first}); stack needs one shape")
+    out = MiniXception(replace(first, members=len(models), temperature=1.0))
+    states = [m.state_dict() for m in models]
+    out.load_state_dict(
+        {k: v if k.endswith("num_batches_tracked") else torch.cat([s[k] for s in states]) for k, v in states[0].items()}
+    )
+    return out.eval()
 
 
 def count_parameters(model: nn.Module) -> int:

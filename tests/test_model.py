@@ -134,3 +134,34 @@ def test_for_inference_gives_the_same_answers_faster_graph():
             assert torch.allclose(fast(x), model(x), atol=1e-4)
     wrapper = torch.nn.Sequential(model)  # not a classifier it knows: served as it is
     assert for_inference(wrapper) is wrapper
+
+
+def test_stack_is_the_mean_of_the_networks_logits_in_one_graph(tmp_path):
+    from fer.model import stack
+    from fer.tracking import save_weights
+    from fer.weights import for_inference, load_weights
+
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = create_model(ModelConfig(input_pool=2, flip_tta=True, temperature=1.3)).train()
+        net(torch.randn(32, 1, 48, 48))  # BatchNorm statistics of its own
+        nets.append(net.eval())
+    ensemble = stack(nets)
+    assert ensemble.cfg.members == 3 and ensemble.cfg.temperature == 1.0
+    assert count_parameters(ensemble) == 3 * count_parameters(nets[0])
+    x = torch.rand(4, 1, 48, 48)
+    expected = torch.stack([n(x) * n.cfg.temperature for n in nets]).mean(0)  # each network's own logits
+    assert torch.allclose(ensemble(x), expected, atol=1e-5)
+    assert (ensemble(x) - nets[0](x) * 1.3).abs().max() > 1e-3  # not one of them
+    assert torch.allclose(for_inference(ensemble)(x[:1]), expected[:1], atol=1e-4)  # served: a batch of one
+    program = torch.export.export(
+        ensemble, (torch.rand(2, 1, 48, 48),), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}}
+    )
+    assert torch.allclose(program.module()(x), expected, atol=1e-5)
+    loaded, _ = load_weights(save_weights(ensemble, tmp_path / "e.pt"))
+    assert loaded.cfg.members == 3 and torch.allclose(loaded(x), expected, atol=1e-5)
+
+    other = create_model(ModelConfig(input_pool=2, widths=(16, 32, 64, 64))).eval()
+    with pytest.raises(ValueError, match="network 1 differs from network 0"):
+        stack([nets[0], other])

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -229,3 +230,42 @@ def test_unknown_class_weights_are_named(tiny_folder, tmp_path, mlflow_store):
         check=False,
     )
     assert proc.returncode != 0 and "unknown --class-weights 'inverse'" in proc.stderr
+
+
+def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(tiny_folder, tmp_path, mlflow_store):
+    flags = ["--epochs", "1", "--batch-size", "16", "--progress", "false", "--register", "false"]
+    runs = []
+    for seed, split_seed in ((0, "0"), (1, "0"), (2, "-1")):  # the third keeps its own split (seed 2)
+        out = tmp_path / f"s{seed}"
+        fer_cli(
+            "train",
+            "--data",
+            str(tiny_folder),
+            "--out",
+            str(out),
+            "--seed",
+            str(seed),
+            "--split-seed",
+            split_seed,
+            *flags,
+        )
+        runs.append(str(out))
+    cards = [json.loads((Path(r) / "card.json").read_text()) for r in runs]
+    assert cards[0]["validation"]["n"] == cards[1]["validation"]["n"] == 56  # 20% of 40 per class, same split
+
+    to = tmp_path / "ensemble"
+    out = fer_cli("bundle", *runs[:2], "--data", str(tiny_folder), "--to", str(to)).stdout
+    assert "x2" in out and "1+1 epochs" in out
+    card = json.loads((to / "card.json").read_text())
+    assert card["params"] == 2 * cards[0]["params"] and card["config"]["model"]["members"] == 2
+    assert [m["seed"] for m in card["members"]] == [0, 1] and card["epochs_run"] == "1+1"
+    assert card["command"].splitlines()[-1] == f"python -m fer bundle {runs[0]} {runs[1]}"
+    assert 0 <= card["validation"]["accuracy"] <= 1 and card["calibration"]["temperature"] > 0
+    measured = json.loads(
+        fer_cli("evaluate", "--data", str(tiny_folder), "--model", str(to / "model.pt"), "--json").stdout
+    )
+    assert measured["accuracy"] == pytest.approx(card["publictest"]["accuracy"], abs=1e-6)
+
+    refused = fer_cli("bundle", runs[0], runs[2], "--data", str(tiny_folder), "--to", str(tmp_path / "x"), check=False)
+    assert refused.returncode != 0 and "another validation split" in refused.stderr
+    assert "split seed 2, against 0" in refused.stderr and not (tmp_path / "x").exists()
