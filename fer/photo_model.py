@@ -11,8 +11,6 @@ and the problem; empty rather than null, because `spark_udf` turns a null beside
 A bad row gets its error; the other rows still get their answer.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import json
@@ -36,7 +34,7 @@ class PhotoModel(PythonModel):
         program = torch.export.load(str(Path(context.artifacts["classifier"]) / "data" / "model.pt2"))
         self.pipeline = FacePipeline(ExportedModel(program.module()), mtcnn_weights=context.artifacts["mtcnn"])
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # (hint: no MLflow warning)
         from fer.images import ImageError, read_image
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)

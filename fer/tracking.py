@@ -165,6 +165,8 @@ def log_photo_model(model: torch.nn.Module, name: str = "model"):
         mtcnn.mkdir()
         for net in ("pnet", "rnet", "onet"):
             shutil.copy(mtcnn_weights() / f"{net}.pt", mtcnn / f"{net}.pt")
+        code = Path(tmp) / "code" / "fer"  # the package without its bundled weights (the classifier is an artifact)
+        shutil.copytree(Path(__file__).parent, code, ignore=shutil.ignore_patterns("bundled", "__pycache__"))
         signature = ModelSignature(
             inputs=Schema([ColSpec("binary", "image")]),
             outputs=Schema([ColSpec("string", "faces"), ColSpec("string", "error")]),
@@ -173,7 +175,7 @@ def log_photo_model(model: torch.nn.Module, name: str = "model"):
             name=name,
             python_model=str(PHOTO_MODEL_CODE),
             artifacts={"classifier": str(classifier), "mtcnn": str(mtcnn)},
-            code_paths=[str(Path(__file__).parent)],
+            code_paths=[str(code)],
             signature=signature,
             pip_requirements=photo_requirements(),
         )
