@@ -1,0 +1,85 @@
+"""Which ensemble to ship: validation accuracy of every subset of the runs, with and without flip test-time
+augmentation, beside the milliseconds per face each costs as served. Chosen on validation only; PublicTest is
+printed as the test figure it is.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/ensemble_table.py runs/production runs/ens-s1 runs/ens-s2
+
+The runs must share the network's shape and the validation split (`fer train --split-seed`), as `fer bundle`
+requires. Each run's logits are computed once per augmentation, then averaged per subset, which is what the
+stacked network computes (fer.model.stack, tested).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fer import data  # noqa: E402
+from fer.bundle import _checkpoint, _from_checkpoint  # noqa: E402
+from fer.config import TrainConfig  # noqa: E402
+from fer.evaluate import metrics_from_proba, ms_per_face, predict_logits  # noqa: E402
+from fer.model import stack  # noqa: E402
+from fer.weights import for_inference  # noqa: E402
+
+LIMIT_MS = 5.0
+
+
+def main(argv: list[str]) -> int:
+    runs = argv or ["runs/production"]
+    models, cfgs = [], []
+    for run in runs:
+        model, info = _from_checkpoint(_checkpoint(run))
+        model.cfg.temperature = 1.0  # raw logits: the ensemble fits its own temperature when bundled
+        models.append(model)
+        cfgs.append(info["config"])
+    seeds = {TrainConfig.from_dict(c).validation_seed for c in cfgs}
+    if len(seeds) > 1:
+        print(f"error: the runs were selected on different validation splits (split seeds {sorted(seeds)})")
+        return 2
+    ds = data.load(cfgs[0]["data"], quiet=True)
+    _, (x_val, y_val) = data.train_val(ds, "split", cfgs[0]["val_fraction"], seeds.pop())
+    x_test, y_test = ds.split("PublicTest")
+
+    torch.set_num_threads(1)
+    logits = {}  # (tta, run) -> (validation, PublicTest); flip: the mean with the mirror image's, as the model does
+    for i, model in enumerate(models):
+        model.set_tta("none")
+        for split, x in enumerate((x_val, x_test)):
+            plain = predict_logits(model, x, channels_last=False, batch_size=64)
+            mirror = predict_logits(model, x[:, :, ::-1].copy(), channels_last=False, batch_size=64)
+            logits.setdefault(("none", i), [None, None])[split] = plain
+            logits.setdefault(("flip", i), [None, None])[split] = (plain + mirror) / 2
+        print(f"{runs[i]}: logits done", file=sys.stderr, flush=True)
+    speed = {}
+    for k in range(1, len(models) + 1):
+        for tta in ("none", "flip"):
+            net = stack(models[:k])  # one network, or k side by side: the graph `fer bundle` ships
+            net.set_tta(tta)
+            speed[k, tta] = ms_per_face(for_inference(net))
+
+    print(
+        f"| members | test-time augmentation | val acc (n={len(y_val)}) | PublicTest acc | ms/face | within "
+        f"{LIMIT_MS:g} ms |"
+    )
+    print("|---|---|---:|---:|---:|---|")
+    for k in range(1, len(models) + 1):
+        for subset in itertools.combinations(range(len(models)), k):
+            for tta in ("none", "flip"):
+                val = torch.stack([logits[tta, i][0] for i in subset]).mean(0)
+                test = torch.stack([logits[tta, i][1] for i in subset]).mean(0)
+                va = metrics_from_proba(torch.softmax(val, 1), y_val).accuracy
+                te = metrics_from_proba(torch.softmax(test, 1), y_test).accuracy
+                names = " + ".join(Path(runs[i]).name for i in subset)
+                ms = speed[k, tta]
+                print(f"| {names} | {tta} | {va:.2%} | {te:.2%} | {ms:.2f} | {'yes' if ms <= LIMIT_MS else 'no'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
