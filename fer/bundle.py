@@ -120,6 +120,14 @@ def _ensemble(members: list[tuple[torch.nn.Module, dict]], runs: list[str | Path
     return model.eval(), info
 
 
+def load_runs(runs: str | Path | list[str | Path]) -> tuple[torch.nn.Module, dict]:
+    """A run's best weights, or several runs' stacked into one ensemble (they must share the network's shape
+    and the validation split), in eval mode, with the training part of a model card."""
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    members = [_from_checkpoint(_checkpoint(r)) for r in runs]
+    return members[0] if len(members) == 1 else _ensemble(members, runs)
+
+
 def bundle(
     runs: str | Path | list[str | Path], data_source: str | Path, to: str | Path | None = None, tta: str = "model"
 ) -> dict:
@@ -128,19 +136,18 @@ def bundle(
     inference-time augmentation first (choose it on the validation part of Training:
     `fer evaluate --split val --tta ...`)."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    members = [_from_checkpoint(_checkpoint(r)) for r in runs]
-    model, info = members[0] if len(members) == 1 else _ensemble(members, runs)
+    model, info = load_runs(runs)
     if tta != "model":
         model.set_tta(tta)
         info["config"]["model"].update(flip_tta=model.cfg.flip_tta, tta_shift=model.cfg.tta_shift)
-        if len(members) == 1:
+        if len(runs) == 1:
             info["command"] = command_for(info["config"])
     ds = data.load(data_source, quiet=True)
     cfg = info["config"]
     _, (x_val, y_val) = data.train_val(ds, cfg["val"], cfg["val_fraction"], TrainConfig.from_dict(cfg).validation_seed)
     x, y = ds.split("PublicTest")
     calibration = calibrate(model, x_val, y_val, x, y)  # the run's own validation split, as `fer train` does
-    if len(members) > 1:
+    if len(runs) > 1:
         info["validation"] = {"accuracy": evaluate_arrays(model, x_val, y_val, channels_last=False).accuracy}
     m = evaluate_arrays(model, x, y, channels_last=False)
     out = Path(to) if to else BUNDLED_DIR

@@ -33,6 +33,9 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     class_weights: str = "none"  # 'none', or 'sqrt': each class's loss weighted by 1/sqrt(its count), mean 1
     mixup: float = 0.0  # mixup: batches blended with a shuffled copy, weight drawn from Beta(a, a); 0 is off
+    distill: str = ""  # teacher run folders, comma-separated: their ensemble's logits become soft labels; '' is off
+    distill_weight: float = 0.7  # share of the loss spent matching the teacher (the rest: the true labels)
+    distill_temperature: float = 4.0  # softmax temperature of student and teacher when matching them
     schedule: str = "plateau"  # 'plateau' (the paper: lr times plateau_factor on a stall) or 'cosine' (to 0 at epochs)
     monitor: str = "val_loss"  # quantity watched by the plateau schedule and early stopping
     patience: int = 50  # early stopping: epochs without improvement of `monitor` (Table 2)

@@ -65,7 +65,7 @@ def predict_logits(
     images: np.ndarray | torch.Tensor,
     device: torch.device | str = "cpu",
     channels_last: bool = True,
-    batch_size: int = 512,
+    batch_size: int = 32,
 ) -> torch.Tensor:
     """(N, H, W) uint8 faces -> (N, 7) logits as served: test-time augmentation and temperature included."""
     was_training = model.training
@@ -85,7 +85,7 @@ def predict_proba(
     images: np.ndarray | torch.Tensor,
     device: torch.device | str = "cpu",
     channels_last: bool = True,
-    batch_size: int = 512,
+    batch_size: int = 32,
 ) -> torch.Tensor:
     """(N, H, W) uint8 faces -> (N, 7) probabilities, with whatever test-time augmentation the model does."""
     return torch.softmax(predict_logits(model, images, device, channels_last, batch_size), dim=1)

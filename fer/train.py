@@ -148,6 +148,14 @@ class Trainer:
             raise SystemExit(f"error: unknown --class-weights {cfg.class_weights!r}; expected 'none' or 'sqrt'")
         if cfg.mixup < 0:
             raise SystemExit(f"error: --mixup {cfg.mixup} is negative; give the Beta parameter, or 0 for off")
+        if cfg.distill:
+            if cfg.mixup:
+                raise SystemExit("error: --distill and --mixup together are not supported; choose one")
+            if not 0 <= cfg.distill_weight <= 1:
+                raise SystemExit(f"error: --distill-weight {cfg.distill_weight} is outside [0, 1]")
+            if cfg.distill_temperature <= 0:
+                raise SystemExit(f"error: --distill-temperature {cfg.distill_temperature} must be positive")
+        self.teacher_logits: torch.Tensor | None = None  # set by fit when distilling: one row per training face
         self.class_weight: torch.Tensor | None = None  # set by fit from the training labels
         if cfg.batch_size % self.world:
             raise SystemExit(f"error: --batch-size {cfg.batch_size} does not split evenly over {self.world} processes")
@@ -237,6 +245,7 @@ class Trainer:
         for i, idx in enumerate(batches):
             x = augment(x_train[idx], cfg.augment, self.aug_gen)
             y = y_train[idx].to(self.device, non_blocking=True)
+            soft = None if self.teacher_logits is None else self.teacher_logits[idx]
             lam, partner = 1.0, None
             if cfg.mixup > 0:
                 lam = float(mix_rng.beta(cfg.mixup, cfg.mixup))
@@ -245,6 +254,8 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.ddp(self._to_batch(x)).float()
             loss = self._loss(logits, y)
+            if soft is not None:
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * self._distill_loss(logits, soft)
             if partner is not None:
                 loss = lam * loss + (1 - lam) * self._loss(logits, y[partner.to(y.device)])
             total = loss + cfg.stem_l2 * sum(w.pow(2).sum() for w in stem) if stem else loss
@@ -275,6 +286,13 @@ class Trainer:
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, y, weight=self.class_weight, label_smoothing=self.cfg.label_smoothing)
 
+    def _distill_loss(self, logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Hinton et al.'s soft-label loss: KL(teacher || student) at temperature T, times T² so its gradients
+        keep their scale whatever T."""
+        t = self.cfg.distill_temperature
+        student, target = F.log_softmax(logits / t, dim=1), F.log_softmax(teacher / t, dim=1)
+        return F.kl_div(student, target, log_target=True, reduction="batchmean") * t * t
+
     def _bar(self, total: int, epoch: int):
         if not (self.cfg.progress and dist.is_main()):
             return None
@@ -289,8 +307,12 @@ class Trainer:
             mininterval=1.0,
         )
 
-    def fit(self, x_train, y_train, x_val, y_val, on_epoch=None) -> RunState:
+    def fit(self, x_train, y_train, x_val, y_val, on_epoch=None, teacher_logits=None) -> RunState:
+        """Train from the last completed epoch to the end; `teacher_logits` (one row per training face) turn on
+        distillation."""
         cfg = self.cfg
+        if teacher_logits is not None:
+            self.teacher_logits = torch.as_tensor(teacher_logits, dtype=torch.float32).to(self.device)
         x_train = normalize(x_train)  # (N, 1, 48, 48) float in [0, 1], once for the whole run
         y_train = torch.as_tensor(y_train)
         if cfg.class_weights == "sqrt":
@@ -374,7 +396,10 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         if tracker is not None:
             trainer.state.mlflow_run_id = tracker.run_id
             tracker.log_start(n_params=n_params, data_digest=ds.digest, n_train=len(y_tr), n_val=len(y_val))
-        state = trainer.fit(x_tr, y_tr, x_val, y_val, on_epoch=tracker.log_epoch if tracker else None)
+        soft = teacher_logits(cfg, x_tr, y_tr, trainer.log) if cfg.distill else None
+        state = trainer.fit(
+            x_tr, y_tr, x_val, y_val, on_epoch=tracker.log_epoch if tracker else None, teacher_logits=soft
+        )
         result = {
             "epochs_run": state.epoch + 1,
             "best_epoch": state.best_epoch + 1,
@@ -400,6 +425,37 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         return result
     finally:
         dist.cleanup()
+
+
+def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tensor:
+    """The teacher's logits (the runs in --distill, stacked into one ensemble, with their test-time
+    augmentation) for every training face. The teacher must have been selected on the student's validation
+    split, or the student would learn from a teacher that saw its validation faces."""
+    from fer.bundle import load_runs
+    from fer.evaluate import predict_logits
+    from fer.weights import ModelLoadError
+
+    runs = [r.strip() for r in cfg.distill.split(",") if r.strip()]
+    try:
+        teacher, info = load_runs(runs)
+    except ModelLoadError as e:
+        raise SystemExit(f"error: --distill: {e}") from None
+    tcfg = TrainConfig.from_dict(info["config"])
+    mine, theirs = (cfg.val, cfg.val_fraction, cfg.validation_seed), (tcfg.val, tcfg.val_fraction, tcfg.validation_seed)
+    if mine != theirs:
+        raise SystemExit(
+            f"error: --distill: the teacher was selected on another validation split (val {theirs[0]!r}, fraction "
+            f"{theirs[1]}, split seed {theirs[2]}) than this run (val {mine[0]!r}, fraction {mine[1]}, split seed "
+            f"{mine[2]}); it may have trained on this run's validation faces. Pass --split-seed {theirs[2]}."
+        )
+    t0 = time.perf_counter()
+    logits = predict_logits(teacher, x_train, channels_last=False)
+    acc = (logits.argmax(1) == torch.as_tensor(np.asarray(y_train))).float().mean().item()
+    log(
+        f"distilling from {', '.join(runs)} ({teacher.cfg.members} network(s)): teacher accuracy on the training "
+        f"faces {acc:.4f}, {time.perf_counter() - t0:.0f}s"
+    )
+    return logits
 
 
 def sharpness_warning(x_train, x_eval, eval_name: str, ratio: float = 2.0) -> str | None:

@@ -269,3 +269,55 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     refused = fer_cli("bundle", runs[0], runs[2], "--data", str(tiny_folder), "--to", str(tmp_path / "x"), check=False)
     assert refused.returncode != 0 and "another validation split" in refused.stderr
     assert "split seed 2, against 0" in refused.stderr and not (tmp_path / "x").exists()
+
+    # the same pair teaches a student on their split, and a student on another split is refused
+    student = tmp_path / "student"
+    teacher = f"{runs[0]},{runs[1]}"
+    taught = fer_cli("train", "--data", str(tiny_folder), "--out", str(student), *flags, "--distill", teacher,
+                     "--split-seed", "0", "--seed", "3")  # fmt: skip
+    assert f"distilling from {runs[0]}, {runs[1]} (2 network(s))" in taught.stderr
+    card = json.loads((student / "card.json").read_text())
+    assert card["config"]["distill"] == teacher and f"--distill {teacher}" in card["command"]
+    leak = fer_cli("train", "--data", str(tiny_folder), "--out", str(tmp_path / "leak"), *flags, "--distill", teacher,
+                   "--seed", "3", check=False)  # fmt: skip
+    assert leak.returncode != 0 and "the teacher was selected on another validation split" in leak.stderr
+    assert "Pass --split-seed 0" in leak.stderr
+
+
+def test_distillation_teaches_the_teachers_answers_not_the_labels(tmp_path):
+    # a teacher that is sure every face shows the next emotion: a student that only listens to it learns that
+    from fer.augment import AugmentConfig
+    from fer.config import TrainConfig
+    from fer.model import ModelConfig
+    from fer.train import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(7).repeat(16)
+    means = torch.rand(7, 1, 48, 48, generator=g) * 255  # one distinct mean face per class, easy to learn
+    x = (means[y] + torch.randn(len(y), 1, 48, 48, generator=g) * 20).clamp(0, 255).to(torch.uint8)[:, 0]
+    lie = (y + 1) % 7
+    teacher = torch.nn.functional.one_hot(lie, 7).float() * 10
+    cfg = TrainConfig(epochs=10, batch_size=16, lr=3e-3, distill="teacher", distill_weight=1.0, out=str(tmp_path))
+    cfg.model, cfg.augment, cfg.progress = (
+        ModelConfig(stem_channels=4, widths=(8, 8, 8, 8)),
+        AugmentConfig(0, 0, 0, 0, 0),
+        False,
+    )
+    trainer = Trainer(cfg)
+    trainer.fit(x.numpy(), y.numpy(), x.numpy(), lie.numpy(), teacher_logits=teacher)  # kept: best at the teacher's
+    trainer.model.eval()
+    with torch.no_grad():
+        pred = trainer.model(x[:, None].float() / 255).argmax(1)
+    assert (pred == lie).float().mean() > 0.8 and (pred == y).float().mean() < 0.1
+
+
+def test_distillation_loss_is_zero_when_student_agrees_and_has_the_scale_of_cross_entropy(tmp_path):
+    from fer.config import TrainConfig
+    from fer.train import Trainer
+
+    trainer = Trainer(TrainConfig(out=str(tmp_path), distill="t", distill_temperature=4.0))
+    logits = torch.randn(5, 7)
+    assert trainer._distill_loss(logits, logits).item() == pytest.approx(0.0, abs=1e-6)
+    student = logits.clone().requires_grad_()
+    trainer._distill_loss(student, logits + torch.randn(5, 7)).backward()
+    assert student.grad.abs().max() > 1e-3  # T² keeps the gradient from vanishing at T=4
