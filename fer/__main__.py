@@ -371,8 +371,10 @@ def cmd_models(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from fer.data import DataError
+    from fer.memory import keep_freed_memory
     from fer.weights import ModelLoadError
 
+    keep_freed_memory()  # batches reuse the heap instead of faulting pages in again (fer/memory.py)
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -449,7 +449,7 @@ def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tenso
             f"{mine[2]}); it may have trained on this run's validation faces. Pass --split-seed {theirs[2]}."
         )
     t0 = time.perf_counter()
-    logits = predict_logits(teacher, x_train, channels_last=False)
+    logits = predict_logits(teacher.to(memory_format=torch.channels_last), x_train)
     acc = (logits.argmax(1) == torch.as_tensor(np.asarray(y_train))).float().mean().item()
     log(
         f"distilling from {', '.join(runs)} ({teacher.cfg.members} network(s)): teacher accuracy on the training "
