@@ -29,7 +29,10 @@ class PhotoModel(PythonModel):
         import torch
 
         from fer.faces import FacePipeline
+        from fer.memory import keep_freed_memory
         from fer.weights import ExportedModel
+
+        keep_freed_memory()  # a serving worker: photos reuse the heap instead of faulting pages in again
 
         program = torch.export.load(str(Path(context.artifacts["classifier"]) / "data" / "model.pt2"))
         self.pipeline = FacePipeline(ExportedModel(program.module()), mtcnn_weights=context.artifacts["mtcnn"])
