@@ -21,29 +21,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer import data  # noqa: E402
-from fer.bundle import _checkpoint, _from_checkpoint  # noqa: E402
+from fer.bundle import load_runs  # noqa: E402
 from fer.config import TrainConfig  # noqa: E402
 from fer.evaluate import metrics_from_proba, ms_per_face, predict_logits  # noqa: E402
+from fer.memory import keep_freed_memory  # noqa: E402
 from fer.model import stack  # noqa: E402
-from fer.weights import for_inference  # noqa: E402
+from fer.weights import ModelLoadError, for_inference  # noqa: E402
 
 LIMIT_MS = 5.0
 
 
 def main(argv: list[str]) -> int:
     runs = argv or ["runs/production"]
-    models, cfgs = [], []
-    for run in runs:
-        model, info = _from_checkpoint(_checkpoint(run))
-        model.cfg.temperature = 1.0  # raw logits: the ensemble fits its own temperature when bundled
-        models.append(model)
-        cfgs.append(info["config"])
-    seeds = {TrainConfig.from_dict(c).validation_seed for c in cfgs}
-    if len(seeds) > 1:
-        print(f"error: the runs were selected on different validation splits (split seeds {sorted(seeds)})")
+    keep_freed_memory()
+    try:
+        _, info = load_runs(runs)  # refuses runs of another shape or validation split, as `fer bundle` does
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    ds = data.load(cfgs[0]["data"], quiet=True)
-    _, (x_val, y_val) = data.train_val(ds, "split", cfgs[0]["val_fraction"], seeds.pop())
+    cfg = TrainConfig.from_dict(info["config"])
+    models = []
+    for run in runs:
+        model, _ = load_runs(run)
+        model.cfg.temperature = 1.0  # raw logits: the ensemble fits its own temperature when bundled
+        models.append(model.to(memory_format=torch.channels_last))
+    ds = data.load(cfg.data, quiet=True)
+    _, (x_val, y_val) = data.train_val(ds, cfg.val, cfg.val_fraction, cfg.validation_seed)
     x_test, y_test = ds.split("PublicTest")
 
     torch.set_num_threads(1)
@@ -51,8 +54,8 @@ def main(argv: list[str]) -> int:
     for i, model in enumerate(models):
         model.set_tta("none")
         for split, x in enumerate((x_val, x_test)):
-            plain = predict_logits(model, x, channels_last=False, batch_size=64)
-            mirror = predict_logits(model, x[:, :, ::-1].copy(), channels_last=False, batch_size=64)
+            plain = predict_logits(model, x)
+            mirror = predict_logits(model, x[:, :, ::-1].copy())
             logits.setdefault(("none", i), [None, None])[split] = plain
             logits.setdefault(("flip", i), [None, None])[split] = (plain + mirror) / 2
         print(f"{runs[i]}: logits done", file=sys.stderr, flush=True)
