@@ -34,13 +34,20 @@ os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--clients", type=int, default=16, help="concurrent gradio_client clients (default: 16)")
-    p.add_argument("--calls", type=int, default=25, help="/predict calls per client (default: 25)")
-    p.add_argument("--baseline-calls", type=int, default=10, help="calls for each baseline (default: 10)")
+def load_args_parser(description: str, baseline_calls: int) -> argparse.ArgumentParser:
+    """The flags every load benchmark takes: clients, calls, one-client calls, the photo sent."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--clients", type=int, default=16, help="concurrent clients (default: 16)")
+    p.add_argument("--calls", type=int, default=25, help="calls per concurrent client (default: 25)")
+    p.add_argument(
+        "--baseline-calls", type=int, default=baseline_calls, help=f"calls of each baseline (default: {baseline_calls})"
+    )
     p.add_argument("--photo", default=str(ROOT / "demo" / "examples" / "astronaut.png"), help="image sent each call")
     return p
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    return load_args_parser(__doc__.splitlines()[0], baseline_calls=10)
 
 
 def percentile(xs: list[float], q: float) -> float:

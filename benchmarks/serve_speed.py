@@ -22,8 +22,6 @@ import base64
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,20 +32,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.demo_process import free_port, running_demo  # noqa: E402
-from benchmarks.load_predict import row  # noqa: E402
+from benchmarks.demo_process import free_port, running_demo, running_process  # noqa: E402
+from benchmarks.load_predict import load_args_parser, row  # noqa: E402
 
 os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--clients", type=int, default=16, help="concurrent clients (default: 16)")
-    p.add_argument("--calls", type=int, default=25, help="calls per concurrent client (default: 25)")
-    p.add_argument("--baseline-calls", type=int, default=20, help="calls of each one-client measure (default: 20)")
+    p = load_args_parser(__doc__.splitlines()[0], baseline_calls=20)
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="mlflow models serve workers (default: cores)")
-    p.add_argument("--photo", default=str(ROOT / "demo" / "examples" / "astronaut.png"), help="image sent each call")
     p.add_argument("--skip-demo", action="store_true", help="leave out the demo's /predict")
     return p
 
@@ -96,24 +90,17 @@ def mlflow_serving(work: Path, store: str, workers: int, startup_s: float = 300)
     }
     cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/fer-emotion@production"]
     cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers)]
-    with open(work / "serve.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+
+    def answers_ping() -> bool:
         try:
-            deadline = time.time() + startup_s
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        raise RuntimeError(f"mlflow models serve did not start; see {work / 'serve.log'}") from None
-                    time.sleep(0.5)
-            yield url
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+            with urllib.request.urlopen(f"{url}/ping", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    with running_process(cmd, work, "serve.log", answers_ping, env, startup_s):
+        yield url
 
 
 def main(argv: list[str] | None = None) -> int:
