@@ -79,7 +79,7 @@ def fit_temperature(logits: torch.Tensor, labels, lo: float = 0.05, hi: float = 
     return round(math.exp((a + b) / 2), 4)
 
 
-def logits_of(model, images, batch_size: int = 512) -> torch.Tensor:
+def logits_of(model, images, batch_size: int = 32) -> torch.Tensor:
     """(N, H, W) uint8 faces -> (N, 7) logits as served (test-time augmentation included), at temperature 1."""
     from fer.evaluate import predict_logits  # fer.evaluate imports this module
 
