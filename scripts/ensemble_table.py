@@ -62,7 +62,8 @@ def main(argv: list[str]) -> int:
     speed = {}
     for k in range(1, len(models) + 1):
         for tta in ("none", "flip"):
-            net = stack(models[:k])  # one network, or k side by side: the graph `fer bundle` ships
+            # one network, or k side by side, in the memory format `fer bundle` ships: the graph as served
+            net = stack([m.to(memory_format=torch.contiguous_format) for m in models[:k]])
             net.set_tta(tta)
             speed[k, tta] = ms_per_face(for_inference(net))
 
