@@ -75,7 +75,7 @@ def _ensemble(members: list[tuple[torch.nn.Module, dict]], runs: list[str | Path
         return {k: v for k, v in ModelConfig.from_dict(c["model"]).to_dict().items() if k != "temperature"}
 
     def split(c: dict) -> tuple:
-        return c["val"], c["val_fraction"], TrainConfig.from_dict(c).validation_seed
+        return TrainConfig.from_dict(c).validation_split
 
     for run, c in zip(runs[1:], cfgs[1:]):
         if shape(c) != shape(cfgs[0]):
@@ -144,7 +144,7 @@ def bundle(
             info["command"] = command_for(info["config"])
     ds = data.load(data_source, quiet=True)
     cfg = info["config"]
-    _, (x_val, y_val) = data.train_val(ds, cfg["val"], cfg["val_fraction"], TrainConfig.from_dict(cfg).validation_seed)
+    _, (x_val, y_val) = data.train_val(ds, *TrainConfig.from_dict(cfg).validation_split)
     x, y = ds.split("PublicTest")
     calibration = calibrate(model, x_val, y_val, x, y)  # the run's own validation split, as `fer train` does
     if len(runs) > 1:

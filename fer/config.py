@@ -56,6 +56,12 @@ class TrainConfig:
     def validation_seed(self) -> int:
         return self.seed if self.split_seed < 0 else self.split_seed
 
+    @property
+    def validation_split(self) -> tuple[str, float, int]:
+        """What decides which faces a run validates on: `fer.data.train_val(ds, *cfg.validation_split)`.
+        Runs that share it never trained on each other's validation faces."""
+        return self.val, self.val_fraction, self.validation_seed
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["model"] = self.model.to_dict()

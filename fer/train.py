@@ -372,7 +372,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
 
     dist.init()
     ds = load(cfg.data, quiet=not dist.is_main())
-    (x_tr, y_tr), (x_val, y_val) = train_val(ds, cfg.val, cfg.val_fraction, cfg.validation_seed)
+    (x_tr, y_tr), (x_val, y_val) = train_val(ds, *cfg.validation_split)
     trainer = Trainer(cfg, resume=resume)
     try:
         if cfg.train_limit:  # a seeded random subset, so every class stays represented
@@ -441,7 +441,7 @@ def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tenso
     except ModelLoadError as e:
         raise SystemExit(f"error: --distill: {e}") from None
     tcfg = TrainConfig.from_dict(info["config"])
-    mine, theirs = (cfg.val, cfg.val_fraction, cfg.validation_seed), (tcfg.val, tcfg.val_fraction, tcfg.validation_seed)
+    mine, theirs = cfg.validation_split, tcfg.validation_split
     if mine != theirs:
         raise SystemExit(
             f"error: --distill: the teacher was selected on another validation split (val {theirs[0]!r}, fraction "

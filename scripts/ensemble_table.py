@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
         model.cfg.temperature = 1.0  # raw logits: the ensemble fits its own temperature when bundled
         models.append(model.to(memory_format=torch.channels_last))
     ds = data.load(cfg.data, quiet=True)
-    _, (x_val, y_val) = data.train_val(ds, cfg.val, cfg.val_fraction, cfg.validation_seed)
+    _, (x_val, y_val) = data.train_val(ds, *cfg.validation_split)
     x_test, y_test = ds.split("PublicTest")
 
     torch.set_num_threads(1)
