@@ -67,7 +67,7 @@ def _checkpoint(run: str | Path) -> Path:
     return path
 
 
-def _ensemble(members: list[tuple[torch.nn.Module, dict]], runs: list[str | Path]) -> tuple[torch.nn.Module, dict]:
+def ensemble(members: list[tuple[torch.nn.Module, dict]], runs: list[str | Path]) -> tuple[torch.nn.Module, dict]:
     """One graph averaging the members' logits, and its card's training part (each member's figures kept)."""
     cfgs = [info["config"] for _, info in members]
 
@@ -125,7 +125,7 @@ def load_runs(runs: str | Path | list[str | Path]) -> tuple[torch.nn.Module, dic
     and the validation split), in eval mode, with the training part of a model card."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     members = [_from_checkpoint(_checkpoint(r)) for r in runs]
-    return members[0] if len(members) == 1 else _ensemble(members, runs)
+    return members[0] if len(members) == 1 else ensemble(members, runs)
 
 
 def bundle(

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer import data  # noqa: E402
-from fer.bundle import load_runs  # noqa: E402
+from fer.bundle import ensemble, load_runs  # noqa: E402
 from fer.config import TrainConfig  # noqa: E402
 from fer.evaluate import metrics_from_proba, ms_per_face, predict_logits  # noqa: E402
 from fer.memory import keep_freed_memory  # noqa: E402
@@ -34,15 +34,15 @@ LIMIT_MS = 5.0
 def main(argv: list[str]) -> int:
     runs = argv or ["runs/production"]
     keep_freed_memory()
+    members = [load_runs(run) for run in runs]
     try:
-        _, info = load_runs(runs)  # refuses runs of another shape or validation split, as `fer bundle` does
+        _, info = ensemble(members, runs)  # refuses runs of another shape or validation split, as `fer bundle` does
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     cfg = TrainConfig.from_dict(info["config"])
     models = []
-    for run in runs:
-        model, _ = load_runs(run)
+    for model, _ in members:
         model.cfg.temperature = 1.0  # raw logits: the ensemble fits its own temperature when bundled
         models.append(model.to(memory_format=torch.channels_last))
     ds = data.load(cfg.data, quiet=True)
