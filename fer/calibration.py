@@ -79,14 +79,14 @@ def fit_temperature(logits: torch.Tensor, labels, lo: float = 0.05, hi: float = 
     return round(math.exp((a + b) / 2), 4)
 
 
-def logits_of(model, images, batch_size: int = 32) -> torch.Tensor:
+def logits_of(model, images) -> torch.Tensor:
     """(N, H, W) uint8 faces -> (N, 7) logits as served (test-time augmentation included), at temperature 1."""
     from fer.evaluate import predict_logits  # fer.evaluate imports this module
 
     t_before = model.cfg.temperature
     model.cfg.temperature = 1.0
     try:
-        return predict_logits(model, images, channels_last=False, batch_size=batch_size)
+        return predict_logits(model, images, channels_last=False)
     finally:
         model.cfg.temperature = t_before
 

@@ -1,4 +1,7 @@
+import json
 import resource
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,12 +22,9 @@ def page_faults(work) -> int:
 
 def test_keeping_freed_memory_stops_evaluation_from_faulting_pages_in_again():
     # in a fresh process: the thresholds are process-wide and glibc's dynamic default cannot be put back
-    import subprocess
-    import sys
-
     code = "from tests.test_memory import measure_both; import json; print(json.dumps(measure_both()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    result = __import__("json").loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
     if result is None:
         pytest.skip("the C library is not glibc: keep_freed_memory leaves it alone")
     default, kept = result
