@@ -32,7 +32,7 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if "best_model" not in ck:
         raise ModelLoadError(f"{path}: not a training checkpoint of `fer train`")
-    cfg = ck["config"]
+    cfg = TrainConfig.from_dict(ck["config"]).to_dict()  # as it reads today: no keys of retired options
     model = create_model(ModelConfig.from_dict(cfg["model"]))
     model.load_state_dict(ck["best_model"] or ck["model"])
     state = ck["state"]

@@ -284,6 +284,22 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     assert "Pass --split-seed 0" in leak.stderr
 
 
+def test_bundle_card_shows_a_checkpoints_config_as_it_reads_today(tmp_path):
+    # a run trained before an option was retired: its card must not show that option as if it still applied
+    from fer.bundle import load_runs
+    from fer.config import TrainConfig
+    from fer.train import RunState
+
+    old = recipe("production").to_dict() | {"match_blur": True}
+    net = create_model(recipe("production").model)
+    state = RunState(epoch=0, best_value=0.5, best_epoch=0, history=[{"epoch": 0, "epoch_seconds": 1.0}])
+    torch.save({"config": old, "model": net.state_dict(), "best_model": net.state_dict(), "state": state.__dict__},
+               tmp_path / "last.pt")  # fmt: skip
+    _, info = load_runs(tmp_path)
+    assert "match_blur" not in info["config"]
+    assert info["config"] == TrainConfig.from_dict(old).to_dict() and info["validation"] == {"accuracy": 0.5}
+
+
 def test_distillation_teaches_the_teachers_answers_not_the_labels(tmp_path):
     # a teacher that is sure every face shows the next emotion: a student that only listens to it learns that
     from fer.augment import AugmentConfig
