@@ -3,10 +3,10 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/classify_speed.py [--model bundled|PATH|models:/...] [--threads 1]
 
 Classification only: the 48×48 face is given, so detection and cropping are not counted
-(benchmarks/pipeline_speed.py counts those). The model runs as it serves: in inference, with its input blur
-and any test-time augmentation it does. Each model is timed eagerly, as the torch.export program that MLflow
+(benchmarks/pipeline_speed.py counts those). The model runs as it serves: in inference, with any test-time
+augmentation it does. Each model is timed eagerly, as the torch.export program that MLflow
 stores, and as served (fer.weights.for_inference: a frozen TorchScript graph, what FacePipeline runs).
-Baseline: the paper's Mini-Xception (56,951 parameters, random weights, no blur, no TTA), eager.
+Baseline: the paper's Mini-Xception (56,951 parameters, random weights, no TTA), eager.
 Rounds alternate between the models so that load from other processes hits all alike; each figure is the
 median over --rounds rounds of --calls calls. Budget from issue 4: <= 5 ms per face on this 2-core CPU.
 """
