@@ -32,8 +32,9 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if "best_model" not in ck:
         raise ModelLoadError(f"{path}: not a training checkpoint of `fer train`")
-    cfg = TrainConfig.from_dict(ck["config"]).to_dict()  # as it reads today: no keys of retired options
-    model = create_model(ModelConfig.from_dict(cfg["model"]))
+    train_cfg = TrainConfig.from_dict(ck["config"])
+    cfg = train_cfg.to_dict()  # as it reads today: no keys of retired options
+    model = create_model(train_cfg.model)
     model.load_state_dict(ck["best_model"] or ck["model"])
     state = ck["state"]
     finished = state["stopped_early"] or state["epoch"] + 1 >= cfg["epochs"]
@@ -48,7 +49,7 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
         + (
             "PublicTest"
             if cfg["val"] == "public"
-            else f"{cfg['val_fraction']:.0%} of Training (split seed {TrainConfig.from_dict(cfg).validation_seed})"
+            else f"{cfg['val_fraction']:.0%} of Training (split seed {train_cfg.validation_seed})"
         ),
         "validation": {"accuracy": state["best_value"]} if cfg["select"] == "val_acc" else {},
         "command": command_for(cfg),
