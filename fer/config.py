@@ -150,7 +150,8 @@ def add_config_flags(parser) -> None:
 
     for name, typ, f in _fields(TrainConfig):
         flag = "--" + name.replace("_", "-")
-        kw = {"dest": name, "help": _field_comment(f), "default": argparse.SUPPRESS}
+        help_text = _field_comment(f).replace("%", "%%")  # argparse formats help with %: "20%" must print as is
+        kw = {"dest": name, "help": help_text, "default": argparse.SUPPRESS}
         if typ is bool:
             parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", **kw)
         elif typing.get_origin(typ) is tuple:

@@ -17,6 +17,13 @@ def test_help_lists_every_command():
         assert command in out
 
 
+def test_train_help_lists_every_config_flag():
+    out = fer_cli("train", "--help").stdout
+    for flag in ("--epochs", "--label-smoothing", "--augment.rotation", "--augment.erase", "--model.widths"):
+        assert flag in out
+    assert "2-33%" in out  # a per cent sign in a field's comment is printed, not taken for a format
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     return save_weights(create_model().eval(), tmp_path_factory.mktemp("w") / "w.pt")

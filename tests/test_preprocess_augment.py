@@ -56,6 +56,32 @@ def test_flip_alone_mirrors():
     assert torch.allclose(augment(x, flip, torch.Generator()), x.flip(3), atol=1e-5)
 
 
+def test_erasing_replaces_one_rectangle_per_face():
+    x = torch.full((64, 1, 48, 48), 0.5)
+    only_erase = AugmentConfig(rotation=0, shift=0, zoom=0, hflip=0, brightness=0, erase=1.0)
+    y = augment(x, only_erase, torch.Generator().manual_seed(0))
+    changed = (y != 0.5)[:, 0]
+    for face in changed:
+        rows, cols = face.any(1).nonzero().flatten(), face.any(0).nonzero().flatten()
+        box = face[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.float().mean() > 0.99  # one filled rectangle (noise hits 0.5 exactly almost never)
+        assert 0.02 * 48 * 48 * 0.8 <= box.numel() <= 0.33 * 48 * 48 * 1.2
+    assert y.min() >= 0 and y.max() <= 1
+    never = augment(x, AugmentConfig(rotation=0, shift=0, zoom=0, hflip=0, brightness=0, erase=0.0), torch.Generator())
+    assert torch.equal(never, x)
+
+
+def test_erasing_off_leaves_the_random_stream_alone():
+    """Runs trained before `erase` existed draw the same numbers, so they resume with the same augmentation."""
+    x = batch()
+    g = torch.Generator().manual_seed(3)
+    augment(x, AugmentConfig(), g)
+    seven = torch.Generator().manual_seed(3)
+    for _ in range(7):  # angle, tx, ty, zx, zy, flip, brightness: one number per face each
+        torch.rand(len(x), generator=seven)
+    assert torch.equal(g.get_state(), seven.get_state())
+
+
 def test_shift_moves_content():
     x = torch.zeros(1, 1, 48, 48)
     x[..., 20:28, 20:28] = 1
