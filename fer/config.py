@@ -38,7 +38,7 @@ class TrainConfig:
     distill_temperature: float = 4.0  # softmax temperature of student and teacher when matching them
     schedule: str = "plateau"  # 'plateau' (the paper: lr times plateau_factor on a stall) or 'cosine' (to 0 at epochs)
     monitor: str = "val_loss"  # quantity watched by the plateau schedule and early stopping
-    patience: int = 50  # early stopping: epochs without improvement of `monitor` (Table 2)
+    patience: int = 50  # early stopping: epochs without improvement of `monitor` (Table 2); 0: off
     plateau_factor: float = 0.1  # learning rate multiplier on a plateau
     plateau_patience: int = 12  # epochs without improvement before the learning rate drops
     select: str = "val_acc"  # the kept weights are those with the best value of this
@@ -89,11 +89,13 @@ class TrainConfig:
 def production() -> TrainConfig:
     """The served model: the paper's network twice as wide, Adam on a cosine schedule over 80 epochs in
     batches of 64 under bfloat16 autocast (1.5× the images per second on this CPU), flip test-time
-    augmentation (docs/ablation.md)."""
+    augmentation (docs/ablation.md). No early stopping: the schedule is planned to its end, and val_loss
+    turns up tens of epochs before accuracy stops climbing (it cut a 150-epoch run at epoch 96)."""
     return TrainConfig(
         epochs=80,
         batch_size=64,
         schedule="cosine",
+        patience=0,
         autocast="bf16",
         model=ModelConfig(stem_channels=16, widths=(32, 64, 128, 256), flip_tta=True),
     )

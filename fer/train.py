@@ -67,7 +67,7 @@ class Plateau:
 
 
 class EarlyStopping(Plateau):
-    """Stop after `patience` epochs without any improvement (Keras' `EarlyStopping`, min_delta 0)."""
+    """Stop after `patience` epochs without any improvement (Keras' `EarlyStopping`, min_delta 0); 0: never."""
 
     def __init__(self, patience: int, mode: str = "min"):
         super().__init__(factor=1.0, patience=patience, mode=mode, min_delta=0.0)
@@ -77,7 +77,7 @@ class EarlyStopping(Plateau):
             self.best, self.wait = value, 0
             return False
         self.wait += 1
-        return self.wait >= self.patience
+        return 0 < self.patience <= self.wait
 
 
 def cosine_lr(base: float, epoch: int, epochs: int) -> float:

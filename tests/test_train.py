@@ -44,6 +44,12 @@ def test_early_stopping(values, mode, stops_at):
     assert (stopped[0] if stopped else None) == stops_at
 
 
+def test_patience_zero_never_stops_and_the_production_recipe_runs_its_schedule_out():
+    e = EarlyStopping(patience=0, mode="min")
+    assert not any(e.step(v) for v in [0.5] + [0.6 + i / 100 for i in range(200)])  # val_loss rising for 200 epochs
+    assert recipe("production").patience == 0 and recipe("paper").patience == 50  # Table 2 keeps its 50
+
+
 TINY = ["--epochs", "6", "--batch-size", "16", "--progress", "false", "--register", "false", "--val", "public"]
 
 
