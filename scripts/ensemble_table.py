@@ -2,7 +2,13 @@
 augmentation, beside the milliseconds per face each costs as served. Chosen on validation only; PublicTest is
 printed as the test figure it is.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/ensemble_table.py runs/production runs/ens-s1 runs/ens-s2
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/ensemble_table.py runs/production runs/ens-s1 runs/ens-s2 \
+        [--against production,ens-s1]
+
+After the table, the best subsets within the 5 ms limit are set against the shipped one (`--against`: its runs'
+folder names, and its test-time augmentation, flip unless `--against-tta none`), face by face on validation:
+how many faces each reads right that the other does not, and the exact McNemar p-value of that split, so a
+gain of a few faces is not taken for a better model.
 
 The runs must share the network's shape and the validation split (`fer train --split-seed`), as `fer bundle`
 requires. Each run's logits are computed once per augmentation, then averaged per subset, which is what the
@@ -11,7 +17,9 @@ stacked network computes (fer.model.stack, tested).
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import math
 import sys
 from pathlib import Path
 
@@ -31,8 +39,29 @@ from fer.weights import ModelLoadError, for_inference  # noqa: E402
 LIMIT_MS = 5.0
 
 
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar test: the chance of a split at least this uneven if both were equally right."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def main(argv: list[str]) -> int:
-    runs = argv or ["runs/production"]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="*", default=["runs/production"])
+    ap.add_argument("--against", default="", help="the shipped subset: run folder names, comma-separated")
+    ap.add_argument("--against-tta", default="flip", choices=("none", "flip"))
+    ap.add_argument("--top", type=int, default=5, help="how many subsets within the limit to set against it")
+    args = ap.parse_args(argv)
+    runs = args.runs
+    names = [Path(r).name for r in runs]
+    against = tuple(sorted(names.index(n) for n in args.against.split(",") if n)) if args.against else ()
+    unknown = [n for n in args.against.split(",") if n and n not in names]
+    if unknown:
+        print(f"error: --against names {', '.join(unknown)}, not among the runs ({', '.join(names)})", file=sys.stderr)
+        return 2
     keep_freed_memory()
     members = [load_runs(run) for run in runs]
     try:
@@ -71,6 +100,8 @@ def main(argv: list[str]) -> int:
         f"{LIMIT_MS:g} ms |"
     )
     print("|---|---|---:|---:|---:|---|")
+    right = {}  # (subset, tta) -> which validation faces it reads right, for the subsets within the limit
+    y_val_t = torch.as_tensor(y_val, dtype=torch.long)
     for k in range(1, len(models) + 1):
         for subset in itertools.combinations(range(len(models)), k):
             for tta in ("none", "flip"):
@@ -78,10 +109,28 @@ def main(argv: list[str]) -> int:
                 test = torch.stack([logits[tta, i][1] for i in subset]).mean(0)
                 va = metrics_from_proba(torch.softmax(val, 1), y_val).accuracy
                 te = metrics_from_proba(torch.softmax(test, 1), y_test).accuracy
-                names = " + ".join(Path(runs[i]).name for i in subset)
+                label = " + ".join(names[i] for i in subset)
                 ms = speed[k, tta]
-                print(f"| {names} | {tta} | {va:.2%} | {te:.2%} | {ms:.2f} | {'yes' if ms <= LIMIT_MS else 'no'} |")
+                print(f"| {label} | {tta} | {va:.2%} | {te:.2%} | {ms:.2f} | {'yes' if ms <= LIMIT_MS else 'no'} |")
+                if ms <= LIMIT_MS or (subset, tta) == (against, args.against_tta):
+                    right[subset, tta] = val.argmax(1) == y_val_t
+    if against:
+        compare(right, (against, args.against_tta), names, args.top)
     return 0
+
+
+def compare(right: dict, shipped: tuple, names: list[str], top: int) -> None:
+    """The best subsets within the limit against the shipped one, face by face on validation."""
+    base = right[shipped]
+    best = sorted(right, key=lambda key: -int(right[key].sum()))[:top]
+    print(f"\nagainst {' + '.join(names[i] for i in shipped[0])} ({shipped[1]}), validation, face by face:")
+    print("| members | test-time augmentation | val acc | right here only | right there only | McNemar p |")
+    print("|---|---|---:|---:|---:|---:|")
+    for key in best:
+        mine = right[key]
+        only_a, only_b = int((mine & ~base).sum()), int((base & ~mine).sum())
+        label = " + ".join(names[i] for i in key[0])
+        print(f"| {label} | {key[1]} | {mine.float().mean():.2%} | {only_a} | {only_b} | {mcnemar_p(only_a, only_b):.3f} |")
 
 
 if __name__ == "__main__":
