@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,8 +61,10 @@ def read_all(pipeline: FacePipeline, photos: list[tuple[Path, str]]) -> tuple[li
 def report(name: str, photos: list[tuple[Path, str]], readings: list[str | None], ms: float) -> None:
     truth = [label for _, label in photos]
     right = [r == t for r, t in zip(readings, truth)]
-    print(f"\n{name}: {100 * np.mean(right):.1f}% of {len(truth)} photos; no face found in "
-          f"{sum(r is None for r in readings)}; {ms:.0f} ms a photo (median)")
+    print(
+        f"\n{name}: {100 * np.mean(right):.1f}% of {len(truth)} photos; no face found in "
+        f"{sum(r is None for r in readings)}; {ms:.0f} ms a photo (median)"
+    )
     print(f"| label | n | accuracy | read as: {' | '.join(LABELS)} | no face |")
     print("|---|---:|---:|" + "---:|" * (len(LABELS) + 1))
     for label in sorted(set(truth), key=LABELS.index):
@@ -80,8 +83,6 @@ def main() -> int:
     if not (args.data / "labels.tsv").exists():
         print(f"error: no labelled real photos at {args.data} (labels.tsv and images/ expected)", file=sys.stderr)
         return 2
-    import torch
-
     torch.set_num_threads(args.threads)
     photos = labelled(args.data)
     pipeline = None
@@ -93,9 +94,11 @@ def main() -> int:
             pipeline.set_model(model)
         readings, ms = read_all(pipeline, photos)
         report(spec, photos, readings, ms)
-    print(f"\nthe `fer` package, as the set's README gives it: {FER_PACKAGE['overall']}% (happy "
-          f"{FER_PACKAGE['happy']:.0f}%, neutral {FER_PACKAGE['neutral']:.0f}%, surprise "
-          f"{FER_PACKAGE['surprise']:.0f}%), no face found in {FER_PACKAGE['no face']}")
+    print(
+        f"\nthe `fer` package, as the set's README gives it: {FER_PACKAGE['overall']}% (happy "
+        f"{FER_PACKAGE['happy']:.0f}%, neutral {FER_PACKAGE['neutral']:.0f}%, surprise "
+        f"{FER_PACKAGE['surprise']:.0f}%), no face found in {FER_PACKAGE['no face']}"
+    )
     return 0
 
 

@@ -57,11 +57,12 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     runs = args.runs
     names = [Path(r).name for r in runs]
-    against = tuple(sorted(names.index(n) for n in args.against.split(",") if n)) if args.against else ()
-    unknown = [n for n in args.against.split(",") if n and n not in names]
+    shipped = {n for n in args.against.split(",") if n}
+    unknown = sorted(shipped - set(names))
     if unknown:
         print(f"error: --against names {', '.join(unknown)}, not among the runs ({', '.join(names)})", file=sys.stderr)
         return 2
+    against = tuple(i for i, n in enumerate(names) if n in shipped)  # in run order, as the subsets list them
     keep_freed_memory()
     members = [load_runs(run) for run in runs]
     try:
@@ -130,7 +131,8 @@ def compare(right: dict, shipped: tuple, names: list[str], top: int) -> None:
         mine = right[key]
         only_a, only_b = int((mine & ~base).sum()), int((base & ~mine).sum())
         label = " + ".join(names[i] for i in key[0])
-        print(f"| {label} | {key[1]} | {mine.float().mean():.2%} | {only_a} | {only_b} | {mcnemar_p(only_a, only_b):.3f} |")
+        p = mcnemar_p(only_a, only_b)
+        print(f"| {label} | {key[1]} | {mine.float().mean():.2%} | {only_a} | {only_b} | {p:.3f} |")
 
 
 if __name__ == "__main__":
