@@ -48,7 +48,9 @@ class RunTracker:
             self.run = mlflow.start_run(run_name=f"{cfg.recipe}-{cfg.model.name}")
         self.run_id = self.run.info.run_id
 
-    def log_start(self, n_params: int, data_digest: str, n_train: int, n_val: int) -> None:
+    def log_start(self, n_params: int, data_digest: str, n_train: int, n_val: int, precision: str = "") -> None:
+        if precision:  # a tag, set again on every resume: the machine a run resumes on may differ
+            mlflow.set_tag("precision", precision)
         client = mlflow.tracking.MlflowClient()
         existing = client.get_run(self.run_id).data.params
         if existing:  # a resumed run already carries them; MLflow refuses to overwrite params

@@ -4,6 +4,8 @@
 # so arms with the same seed are paired), one CPU thread per run, $JOBS runs at a time, selection on the
 # validation part of Training. Runs whose report exists are skipped, so a killed ablation continues where it
 # stopped. Usage: bash scripts/ablation.sh [epochs] [seeds]; then python scripts/ablation_table.py
+# ARMS picks arms by name (default: all); FLAGS go to every arm (e.g. FLAGS="--autocast off" on a CPU without
+# native bfloat16), OUT names the folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${1:-8}
@@ -16,7 +18,10 @@ arms=(
   "smooth|--label-smoothing 0.1"
   "sqrt-weights|--class-weights sqrt"
   "mixup|--mixup 0.2"
+  "wide3|--model.stem-channels 24 --model.widths 48,96,192,384"
 )
+ARMS=${ARMS:-all}
+FLAGS=${FLAGS:-}
 mkdir -p "$OUT"
 run() {  # name flags seed
   local dir="$OUT/$1-s$3"
@@ -26,11 +31,12 @@ run() {  # name flags seed
   echo "== $1 seed $3: $2"
   # shellcheck disable=SC2086
   $PY -m fer train --recipe production --out "$dir" --epochs "$EPOCHS" --seed "$3" --threads 1 \
-    --register false --progress false $2 $resume > "$dir.log" 2>&1
+    --register false --progress false $FLAGS $2 $resume > "$dir.log" 2>&1
 }
 jobs_running=0
 for seed in $SEEDS; do
   for arm in "${arms[@]}"; do
+    [ "$ARMS" = all ] || [[ " $ARMS " == *" ${arm%%|*} "* ]] || continue
     run "${arm%%|*}" "${arm#*|}" "$seed" &
     jobs_running=$((jobs_running + 1))
     if [ "$jobs_running" -ge "$JOBS" ]; then wait -n; jobs_running=$((jobs_running - 1)); fi

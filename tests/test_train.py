@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fer import train
 from fer.config import recipe
 from fer.model import count_parameters, create_model
-from fer.train import EarlyStopping, Plateau, cosine_lr
+from fer.train import EarlyStopping, Plateau, autocast_bf16, cosine_lr, native_bf16
 from tests.conftest import ROOT, fer_cli
 
 
@@ -158,9 +159,10 @@ def test_production_recipe_fits_the_limits():
 def test_production_recipe_trains_with_a_cosine_schedule(tiny_folder, tmp_path, mlflow_store):
     out = tmp_path / "prod"
     flags = ["--epochs", "3", "--batch-size", "16", "--progress", "false", "--register", "false", "--val", "public"]
-    fer_cli("train", "--recipe", "production", "--data", str(tiny_folder), "--out", str(out), *flags)
+    proc = fer_cli("train", "--recipe", "production", "--data", str(tiny_folder), "--out", str(out), *flags)
     card = json.loads((out / "card.json").read_text())
-    assert card["recipe"] == "production" and card["config"]["autocast"] == "bf16"
+    assert card["recipe"] == "production" and card["config"]["autocast"] == "auto"
+    assert ("precision: bfloat16 autocast" if native_bf16(torch.device("cpu")) else "precision: float32") in proc.stderr
     assert card["config"]["model"]["widths"] == [32, 64, 128, 256]
     lrs = [row["lr"] for row in torch.load(out / "last.pt", weights_only=True)["state"]["history"]]
     assert lrs == pytest.approx([cosine_lr(1e-3, e, 3) for e in range(3)])
@@ -181,6 +183,17 @@ def test_production_recipe_trains_with_a_cosine_schedule(tiny_folder, tmp_path, 
     model = str(tmp_path / "bundle" / "model.pt")
     measured = json.loads(fer_cli("evaluate", "--data", str(tiny_folder), "--model", model, "--json").stdout)
     assert measured["accuracy"] == pytest.approx(bundled["publictest"]["accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_autocast_auto_takes_bf16_only_where_the_device_computes_it_natively(monkeypatch, native):
+    monkeypatch.setattr(train, "native_bf16", lambda device: native)
+    cpu = torch.device("cpu")
+    assert autocast_bf16("off", cpu) == (False, None)
+    bf16, note = autocast_bf16("auto", cpu)
+    assert bf16 is native and note.startswith("precision: " + ("bfloat16" if native else "float32"))
+    bf16, note = autocast_bf16("bf16", cpu)  # asked for explicitly: honoured, with a warning where it is emulated
+    assert bf16 is True and (note is None if native else "without native bfloat16" in note)
 
 
 def test_unknown_schedule_is_named(tiny_folder, tmp_path, mlflow_store):
