@@ -7,8 +7,11 @@ the same folder shows them. Only rank 0 of a distributed run creates one.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -38,10 +41,34 @@ def save_weights(model: torch.nn.Module, path: Path, card: dict | None = None) -
     return path
 
 
+@contextlib.contextmanager
+def store_lock():
+    """Held while a process opens the tracking store: MLflow creates (migrates) a new sqlite store on first use,
+    and two trainings started at once on a fresh `mlflow.db` would both migrate it, the second failing with
+    'duplicate column name'. One lock file per store, in the temporary folder; a no-op for other stores."""
+    uri = mlflow.get_tracking_uri()
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if fcntl is None or not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = os.path.abspath(uri.removeprefix("sqlite:///"))
+    lock = Path(tempfile.gettempdir()) / f"fer-mlflow-{hashlib.sha1(db.encode()).hexdigest()[:16]}.lock"
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class RunTracker:
     def __init__(self, cfg: TrainConfig, run_id: str | None = None):
         self.cfg = cfg
-        mlflow.set_experiment(EXPERIMENT)
+        with store_lock():
+            mlflow.set_experiment(EXPERIMENT)
         if run_id:
             self.run = mlflow.start_run(run_id=run_id)
         else:

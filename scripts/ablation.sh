@@ -31,15 +31,24 @@ run() {  # name flags seed
   echo "== $1 seed $3: $2"
   # shellcheck disable=SC2086
   $PY -m fer train --recipe production --out "$dir" --epochs "$EPOCHS" --seed "$3" --threads 1 \
-    --register false --progress false $FLAGS $2 $resume > "$dir.log" 2>&1
+    --register false --progress false $FLAGS $2 $resume > "$dir.log" 2>&1 ||
+    { echo "FAILED $1 seed $3 (see $dir.log; rerun this script to resume it)"; return 1; }
 }
 jobs_running=0
+failed=0
 for seed in $SEEDS; do
   for arm in "${arms[@]}"; do
     [ "$ARMS" = all ] || [[ " $ARMS " == *" ${arm%%|*} "* ]] || continue
     run "${arm%%|*}" "${arm#*|}" "$seed" &
     jobs_running=$((jobs_running + 1))
-    if [ "$jobs_running" -ge "$JOBS" ]; then wait -n; jobs_running=$((jobs_running - 1)); fi
+    if [ "$jobs_running" -ge "$JOBS" ]; then
+      wait -n || failed=$((failed + 1))  # one failed run does not stop the others
+      jobs_running=$((jobs_running - 1))
+    fi
   done
 done
-wait
+while [ "$jobs_running" -gt 0 ]; do
+  wait -n || failed=$((failed + 1))
+  jobs_running=$((jobs_running - 1))
+done
+[ "$failed" -eq 0 ] || { echo "$failed run(s) failed"; exit 1; }

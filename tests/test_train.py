@@ -93,6 +93,31 @@ def test_kill9_then_resume_ends_like_an_uninterrupted_run(tiny_folder, tmp_path,
     assert final_metrics(c) == final_metrics(a)
 
 
+def test_two_trainings_started_at_once_on_a_fresh_store_both_finish(tiny_folder, tmp_path, monkeypatch):
+    # the first use of a new sqlite store migrates it; two processes migrating it at once used to fail one of them
+    db = tmp_path / "fresh" / "mlflow.db"
+    db.parent.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    flags = ["--data", str(tiny_folder), *TINY[:1], "1", *TINY[2:]]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fer", "train", *flags, "--seed", str(i), "--out", str(tmp_path / f"r{i}")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{db}")
+    assert len(client.search_runs([client.get_experiment_by_name("fer-training").experiment_id])) == 2
+
+
 def test_existing_run_is_not_overwritten(tiny_folder, tmp_path, mlflow_store):
     out = tmp_path / "run"
     out.mkdir()
