@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/train_precision.py [--threads 1] [--steps 25] [--compile]
 
 One forward + backward + Adam step on a fixed random batch (channels-last, as `fer train` runs it), for the
-paper's Mini-Xception, the production network (twice as wide) at 48×48 and at 24×24 (input pooled), and a
-network four times as wide; batch 32 and 128. Prints img/s for each and the bf16/fp32 ratio: the budget that
+paper's Mini-Xception, the production network (twice as wide) at 48×48 and at 24×24 (input pooled), and
+networks three and four times as wide; batch 32 and 128. Prints img/s for each and the bf16/fp32 ratio: the budget that
 decides a recipe's epochs. `--compile` adds the production network under `torch.compile` (inductor), bf16,
 batch 64, against the same network eager, rounds alternating; the compile time is printed. A benchmark, not a
 test.
@@ -23,12 +23,14 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer.model import ModelConfig, count_parameters, create_model  # noqa: E402
+from fer.train import native_bf16  # noqa: E402
 
 WIDE = {"stem_channels": 16, "widths": (32, 64, 128, 256)}
 CANDIDATES = {
     "paper": ModelConfig(),
     "production (2x wide)": ModelConfig(**WIDE),
     "2x wide, 24x24": ModelConfig(**WIDE, input_pool=2),
+    "3x wide": ModelConfig(stem_channels=24, widths=(48, 96, 192, 384)),
     "4x wide": ModelConfig(stem_channels=32, widths=(64, 128, 256, 512)),
 }
 
@@ -91,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="also time the production network under torch.compile")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    native = native_bf16(torch.device("cpu"))
+    print(
+        f"this CPU computes bfloat16 {'natively' if native else 'by emulation (no AVX-512 BF16 or AMX)'}: "
+        f"`fer train --autocast auto` takes {'bf16' if native else 'float32'}"
+    )
     if args.compile:
         compile_against_eager(args.steps)
     print(f"{'network':<22}{'params':>10}{'batch':>7}{'fp32 img/s':>12}{'bf16 img/s':>12}{'bf16/fp32':>11}")
