@@ -43,7 +43,7 @@ class TrainConfig:
     plateau_patience: int = 12  # epochs without improvement before the learning rate drops
     select: str = "val_acc"  # the kept weights are those with the best value of this
     train_limit: int = 0  # use only the first N training images (0: all), for smoke runs
-    channels_last: str = "auto"  # 'auto' (on), 'on', 'off': memory format of model and batches
+    channels_last: str = "auto"  # 'auto' (on, unless a known oneDNN fault forbids), 'on', 'off': memory format
     device: str = "auto"  # 'auto' (CUDA when present), 'cpu', 'cuda'
     threads: int = 0  # torch CPU threads (0: torch's default)
     # 'off' (float32), 'bf16' (forward pass under bfloat16 autocast, weights kept in float32), or 'auto': bf16 where

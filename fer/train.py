@@ -138,6 +138,36 @@ def autocast_bf16(autocast: str, device: torch.device) -> tuple[bool, str | None
     return True, None
 
 
+def strided_1x1_under_8(model: nn.Module, device: torch.device) -> tuple[str, int] | None:
+    """(name, input channels) of a 1x1 convolution with stride > 1 over fewer than 8 channels, on a CPU without
+    AVX-512; else None. oneDNN's AVX2 kernel for its weight gradient in channels-last memory reads out of bounds
+    (torch 2.14.1: a segfault with one thread, a hang with two), so such a model must train contiguous there."""
+    if device.type != "cpu" or torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return None
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and max(m.stride) > 1 and m.in_channels < 8:
+            return name, m.in_channels
+    return None
+
+
+def channels_last_choice(setting: str, model: nn.Module, device: torch.device) -> tuple[bool, str | None]:
+    """(train in channels-last memory?, a line for the user or None) for --channels-last auto/on/off."""
+    if setting not in ("auto", "on", "off"):
+        raise SystemExit(f"error: unknown --channels-last {setting!r}; expected 'auto', 'on' or 'off'")
+    if setting == "off":
+        return False, None
+    fault = strided_1x1_under_8(model, device)
+    if fault is None:
+        return True, None
+    problem = (
+        f"layer {fault[0]} is a strided 1x1 convolution over {fault[1]} channels, and on this CPU (no AVX-512) "
+        "oneDNN crashes computing its gradient in channels-last memory"
+    )
+    if setting == "on":
+        raise SystemExit(f"error: --channels-last on: {problem}; use --channels-last auto or off")
+    return False, f"memory format: contiguous, not channels-last ({problem})"
+
+
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
@@ -203,7 +233,9 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # initial weights; numpy draws use explicit seeded generators
         self.model = create_model(cfg.model).to(self.device)
-        self.channels_last = cfg.channels_last in ("auto", "on")
+        self.channels_last, layout_note = channels_last_choice(cfg.channels_last, self.model, self.device)
+        if layout_note:
+            self.log(layout_note)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp = (

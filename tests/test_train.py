@@ -12,7 +12,7 @@ import torch
 from fer import train
 from fer.config import recipe
 from fer.model import count_parameters, create_model
-from fer.train import EarlyStopping, Plateau, autocast_bf16, cosine_lr, native_bf16
+from fer.train import EarlyStopping, Plateau, autocast_bf16, channels_last_choice, cosine_lr, native_bf16
 from tests.conftest import ROOT, fer_cli
 
 
@@ -219,6 +219,47 @@ def test_autocast_auto_takes_bf16_only_where_the_device_computes_it_natively(mon
     assert bf16 is native and note.startswith("precision: " + ("bfloat16" if native else "float32"))
     bf16, note = autocast_bf16("bf16", cpu)  # asked for explicitly: honoured, with a warning where it is emulated
     assert bf16 is True and (note is None if native else "without native bfloat16" in note)
+
+
+@pytest.mark.parametrize("capability", ["AVX2", "AVX512"])
+def test_channels_last_stays_off_where_onednn_crashes_on_a_narrow_strided_1x1_convolution(monkeypatch, capability):
+    from fer.model import ModelConfig
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    cpu = torch.device("cpu")
+    narrow = create_model(ModelConfig(stem_channels=4, widths=(8, 8, 8, 8)))  # a 1x1 shortcut of stride 2 over 4
+    assert channels_last_choice("auto", create_model(recipe("paper").model), cpu) == (True, None)
+    assert channels_last_choice("off", narrow, cpu) == (False, None)
+    use, note = channels_last_choice("auto", narrow, cpu)
+    if capability == "AVX512":
+        assert (use, note) == (True, None) and channels_last_choice("on", narrow, cpu) == (True, None)
+    else:
+        assert use is False and "layer modules_.0.shortcut.0 is a strided 1x1 convolution over 4 channels" in note
+        with pytest.raises(SystemExit, match="--channels-last on: layer modules_.0.shortcut.0"):
+            channels_last_choice("on", narrow, cpu)
+    with pytest.raises(SystemExit, match="unknown --channels-last 'yes'"):
+        channels_last_choice("yes", narrow, cpu)
+
+
+def test_a_narrow_network_trains_on_one_thread_on_this_cpu(tmp_path):
+    # on an AVX2 CPU a channels-last weight gradient of this network's first shortcut killed the process (SIGSEGV)
+    script = """
+import sys
+import torch
+from fer.augment import AugmentConfig
+from fer.config import TrainConfig
+from fer.model import ModelConfig
+from fer.train import Trainer
+cfg = TrainConfig(epochs=1, batch_size=16, threads=1, out=sys.argv[1], progress=False)
+cfg.model, cfg.augment = ModelConfig(stem_channels=4, widths=(8, 8, 8, 8)), AugmentConfig(0, 0, 0, 0, 0)
+x, y = torch.randint(0, 256, (32, 48, 48), dtype=torch.uint8).numpy(), torch.arange(32).remainder(7).numpy()
+print(Trainer(cfg).fit(x, y, x, y).epoch)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "0"
 
 
 def test_unknown_schedule_is_named(tiny_folder, tmp_path, mlflow_store):
