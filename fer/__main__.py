@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,10 +134,21 @@ SPLITS = {
 
 
 def cmd_train(args) -> int:
-    from fer.config import apply_flags, recipe
-    from fer.train import run
+    from fer.config import apply_flags, recipe, resumed
+    from fer.train import run, saved_config
 
     cfg = apply_flags(recipe(args.recipe), args)
+    if args.resume:  # the run goes on as it was configured; flags given now only extend or move it
+        out = Path(cfg.out or f"runs/{cfg.recipe}")
+        saved = saved_config(out)
+        if saved is not None:
+            cfg, changes = resumed(saved, args)
+            cfg.out = str(out)
+            print(
+                f"resuming {out} with its saved configuration (recipe {cfg.recipe})"
+                + (f"; changed by flags: {'; '.join(changes)}" if changes else ""),
+                file=sys.stderr,
+            )
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
@@ -216,7 +228,6 @@ class _JsonArray:
 
 def cmd_predict(args) -> int:
     import csv
-    from pathlib import Path
 
     from fer.detect import check_min_face
     from fer.faces import FacePipeline, annotate

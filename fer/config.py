@@ -178,6 +178,32 @@ def apply_flags(cfg: TrainConfig, args) -> TrainConfig:
     return cfg
 
 
+# what a resumed run keeps from its checkpoint whatever the flags: its network and the faces it validates on
+_KEPT_ON_RESUME = ("seed", "split_seed", "val", "val_fraction", "train_limit")
+
+
+def resumed(saved: dict, args) -> tuple[TrainConfig, list[str]]:
+    """The configuration of a run continued with --resume: the one saved in its checkpoint, with the flags given
+    now on top (more --epochs, other --threads, a moved --data folder). A flag that would change the network or
+    the validation faces stops with a message. Returns the configuration and its changes ('name: old -> new')."""
+    old = TrainConfig.from_dict(saved).flat()
+    cfg = apply_flags(TrainConfig.from_dict(saved), args)
+    new = cfg.flat()
+    changed = [k for k in new if new[k] != old.get(k) and k != "out"]  # (the folder is where it was found)
+    kept = [k for k in changed if k.startswith("model.") or k in _KEPT_ON_RESUME]
+    if kept:
+        flags = ", ".join(f"--{k.replace('_', '-')} {_show(new[k])} (the run has {_show(old.get(k))})" for k in kept)
+        raise SystemExit(
+            f"error: --resume continues a run with the network and validation faces it started with; {flags} "
+            "would change them. Drop the flag, or start a new run with another --out"
+        )
+    return cfg, [f"{k}: {_show(old.get(k))} -> {_show(new[k])}" for k in changed]
+
+
+def _show(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+
+
 def _parse_bool(s: str) -> bool:
     if s.lower() in ("1", "true", "yes", "on"):
         return True

@@ -183,6 +183,20 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def saved_config(out: Path) -> dict | None:
+    """The configuration saved in the checkpoint of the run folder `out`; None when there is no checkpoint."""
+    path = out / "last.pt"
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("config")
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
+        raise SystemExit(
+            f"error: {path} is not a checkpoint of this program ({type(e).__name__}: {str(e)[:200]}); "
+            "it was left as it is"
+        ) from None
+
+
 def _shard(perm: torch.Tensor, rank: int, world: int, batch: int) -> list[torch.Tensor]:
     """This rank's part of every global batch; the tail is dropped so ranks stay in step."""
     per_rank = batch // world

@@ -93,6 +93,31 @@ def test_kill9_then_resume_ends_like_an_uninterrupted_run(tiny_folder, tmp_path,
     assert final_metrics(c) == final_metrics(a)
 
 
+def test_resume_goes_on_with_the_runs_own_configuration_and_refuses_to_change_its_network(
+    tiny_folder, tmp_path, mlflow_store
+):
+    out, data = tmp_path / "run", ["--data", str(tiny_folder), "--progress", "false", "--register", "false"]
+    narrow = ["--model.stem-channels", "8", "--model.widths", "8,8,8,8"]
+    first = fer_cli(
+        "train", *data, "--out", str(out), "--epochs", "1", "--batch-size", "16", "--val", "public", *narrow
+    )
+    params = [line.split(" parameters")[0] for line in first.stderr.splitlines() if " parameters |" in line]
+    # continued with one flag: the network, batch and validation faces come from the checkpoint
+    more = fer_cli("train", *data, "--out", str(out), "--resume", "--epochs", "2")
+    assert "with its saved configuration" in more.stderr and "changed by flags: epochs: 1 -> 2" in more.stderr
+    assert [line.split(" parameters")[0] for line in more.stderr.splitlines() if " parameters |" in line] == params
+    assert torch.load(out / "last.pt", weights_only=True)["state"]["epoch"] == 1  # two epochs done
+    refused = fer_cli(
+        "train", *data, "--out", str(out), "--resume", "--epochs", "3", "--model.widths", "16,16,16,16", check=False
+    )
+    assert refused.returncode != 0 and "--model.widths 16,16,16,16 (the run has 8,8,8,8)" in refused.stderr
+    assert torch.load(out / "last.pt", weights_only=True)["state"]["epoch"] == 1  # nothing lost
+    (out / "last.pt").write_bytes(b"precious")
+    unreadable = fer_cli("train", *data, "--out", str(out), "--resume", check=False)
+    assert unreadable.returncode != 0 and "is not a checkpoint of this program" in unreadable.stderr
+    assert (out / "last.pt").read_bytes() == b"precious"
+
+
 def test_two_trainings_started_at_once_on_a_fresh_store_both_finish(tiny_folder, tmp_path, monkeypatch):
     # the first use of a new sqlite store migrates it; two processes migrating it at once used to fail one of them
     db = tmp_path / "fresh" / "mlflow.db"
