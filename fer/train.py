@@ -140,8 +140,8 @@ def autocast_bf16(autocast: str, device: torch.device) -> tuple[bool, str | None
 
 def strided_1x1_under_8(model: nn.Module, device: torch.device) -> tuple[str, int] | None:
     """(name, input channels) of a 1x1 convolution with stride > 1 over fewer than 8 channels, on a CPU without
-    AVX-512; else None. oneDNN's AVX2 kernel for its weight gradient in channels-last memory reads out of bounds
-    (torch 2.14.1: a segfault with one thread, a hang with two), so such a model must train contiguous there."""
+    AVX-512; else None. oneDNN's AVX2 kernel for its weight gradient in channels-last memory crashes (torch
+    2.14.1: a segfault or abort with one thread, a hang with two), so such a model must train contiguous there."""
     if device.type != "cpu" or torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
         return None
     for name, m in model.named_modules():
