@@ -1,6 +1,7 @@
 """Milliseconds to classify one face (batch of one) for a model, against the paper's network, same run.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/classify_speed.py [--model bundled|PATH|models:/...] [--threads 1]
+        [--tta none]
 
 Classification only: the 48×48 face is given, so detection and cropping are not counted
 (benchmarks/pipeline_speed.py counts those). The model runs as it serves: in inference, with any test-time
@@ -45,6 +46,7 @@ def time_calls(model, calls: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="bundled", help="the model to time (default: the bundled one)")
+    ap.add_argument("--tta", default="model", help="test-time augmentation: model (as shipped), none, flip, ...")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--rounds", type=int, default=15, help="rounds; the median is reported")
     ap.add_argument("--calls", type=int, default=40, help="calls per round")
@@ -52,6 +54,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, card = load_model(args.model)
+    if args.tta != "model":
+        model.set_tta(args.tta)
     baseline = create_model().eval()
     models = {
         "paper network (baseline), eager": baseline,
