@@ -19,6 +19,7 @@ arms=(
   "sqrt-weights|--class-weights sqrt"
   "mixup|--mixup 0.2"
   "wide3|--model.stem-channels 24 --model.widths 48,96,192,384"
+  "wide4|--model.stem-channels 32 --model.widths 64,128,256,512"
 )
 ARMS=${ARMS:-all}
 FLAGS=${FLAGS:-}
