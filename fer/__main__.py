@@ -45,7 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--tta", default="model", help=TTA_HELP)
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--figure", default="", help="also write the confusion matrix as a PNG here")
-    e.add_argument("--seed", type=int, default=0, help="seed of the validation split, for --split val")
+    e.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the validation split, for --split val (default: the seed the model was selected with, from "
+        "its card or its MLflow run)",
+    )
 
     pr = sub.add_parser("predict", help="find the faces in photos and give each one's emotion")
     pr.add_argument(
@@ -161,15 +167,17 @@ def cmd_evaluate(args) -> int:
     from fer.evaluate import evaluate_arrays, format_table
     from fer.weights import ModelLoadError, load_model
 
-    model, _ = load_model(args.model)
+    model, card = load_model(args.model)
     if args.tta != "model":
         if not hasattr(model, "set_tta"):
             raise ModelLoadError(f"{args.model}: test-time augmentation is fixed in an exported model; use --tta model")
         model.set_tta(args.tta)
     ds = data.load(args.data, quiet=args.json)
     split = args.split.lower()
+    held_out = None
     if split == "val":
-        _, (x, y) = data.train_val(ds, "split", 0.2, args.seed)
+        held_out = _held_out(args, card)
+        _, (x, y) = data.train_val(ds, "split", *held_out)
     elif split in SPLITS:
         x, y = ds.split(SPLITS[split])
     else:
@@ -183,12 +191,46 @@ def cmd_evaluate(args) -> int:
     if args.json:
         out = m.to_dict()
         out.update(split=SPLITS.get(split, split), model=args.model, tta=args.tta, figure=figure)
+        if held_out:
+            out.update(val_fraction=held_out[0], val_seed=held_out[1])
         print(json.dumps(out))
     else:
-        print(format_table(m, f"{args.model} on {args.split} ({m.n} images, tta {args.tta})"))
+        drawn = f", {held_out[0]:.0%} of Training drawn with seed {held_out[1]}" if held_out else ""
+        print(format_table(m, f"{args.model} on {args.split} ({m.n} images{drawn}, tta {args.tta})"))
         if figure:
             print(f"confusion matrix: {figure}")
     return 0
+
+
+def _held_out(args, card: dict) -> tuple[float, int]:
+    """(fraction, seed) of the validation split `fer evaluate --split val` draws: the one the model was selected
+    on unless --seed says otherwise, with a warning wherever the figure would count faces the model trained on."""
+    from fer.weights import validation_split
+
+    own = validation_split(args.model, card)
+    if own is None:
+        seed = 0 if args.seed is None else args.seed
+        if args.seed is None:
+            print(
+                f"warning: {args.model} does not say which validation split it was selected on; drawing 20% of "
+                "Training with seed 0 (--seed N draws another)",
+                file=sys.stderr,
+            )
+        return 0.2, seed
+    val, fraction, seed = own
+    if val == "public":
+        print(
+            f"warning: {args.model} was validated on PublicTest and trained on all of Training, so --split val "
+            "measures faces it trained on; --split test gives its held-out figure",
+            file=sys.stderr,
+        )
+    elif args.seed is not None and args.seed != seed:
+        print(
+            f"warning: {args.model} was selected on the validation split drawn with seed {seed}; --seed {args.seed} "
+            "draws another, part of which it trained on, so its accuracy reads too high",
+            file=sys.stderr,
+        )
+    return fraction, seed if args.seed is None else args.seed
 
 
 def _predict_table(path: str, analysis) -> str:
@@ -246,7 +288,7 @@ def cmd_predict(args) -> int:
     if args.smooth < 0:
         print(f"error: --smooth {args.smooth}: give seconds, or 0 for no smoothing", file=sys.stderr)
         return 2
-    model, _ = load_model(args.model)
+    model, card = load_model(args.model)
     pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:

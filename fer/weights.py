@@ -55,7 +55,7 @@ def load_weights(path: str | Path) -> tuple[nn.Module, dict]:
     if isinstance(obj, dict) and obj.get("format") == "fer-weights-v1":
         cfg, state, card = obj["config"], obj["state_dict"], obj.get("card", {})
     elif isinstance(obj, dict) and "best_model" in obj and "config" in obj:  # a training checkpoint
-        cfg, card = obj["config"]["model"], {"recipe": obj["config"].get("recipe")}
+        cfg, card = obj["config"]["model"], {"recipe": obj["config"].get("recipe"), "config": obj["config"]}
         state = obj["best_model"] or obj["model"]
     else:
         raise ModelLoadError(f"{path}: unknown weights layout; expected a file written by `fer train`")
@@ -94,6 +94,26 @@ def load_model(spec: str = "bundled") -> tuple[nn.Module, dict]:
     if Path(spec).exists():
         return load_weights(spec)
     raise ModelLoadError(f"{spec!r}: not a file, 'bundled', or an MLflow URI such as models:/fer-emotion@production")
+
+
+def validation_split(spec: str, card: dict) -> tuple[str, float, int] | None:
+    """The validation split the model `spec` was selected on, as `fer.data.train_val(ds, *split)` draws it: from
+    its card, or from the parameters of the MLflow run that logged it. None where neither says."""
+    from fer.config import TrainConfig
+
+    keys = {"val": str, "val_fraction": float, "seed": int, "split_seed": int}
+    given = card.get("config")
+    if not isinstance(given, dict) and spec.startswith(("models:/", "runs:/")):
+        import mlflow
+
+        try:
+            run_id = mlflow.models.get_model_info(spec).run_id
+            given = mlflow.tracking.MlflowClient().get_run(run_id).data.params
+        except Exception:  # noqa: BLE001 - a model logged outside `fer train`, or a run since deleted
+            given = None
+    if not isinstance(given, dict) or "seed" not in given:
+        return None
+    return TrainConfig.from_dict({k: kind(given[k]) for k, kind in keys.items() if k in given}).validation_split
 
 
 def for_inference(model: nn.Module) -> nn.Module:

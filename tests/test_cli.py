@@ -70,6 +70,23 @@ def test_evaluate_errors_are_one_line(tiny_folder, weights, args, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_evaluate_val_draws_the_split_the_model_was_selected_on(tiny_folder, tmp_path):
+    from fer import data
+
+    selected_on = {"seed": 3, "split_seed": -1, "val": "split", "val_fraction": 0.3}
+    weights = save_weights(create_model().eval(), tmp_path / "w.pt", card={"config": selected_on})
+    base = ["evaluate", "--data", str(tiny_folder), "--split", "val", "--json"]
+    own = fer_cli(*base, "--model", str(weights))
+    _, (_, y) = data.train_val(data.load(tiny_folder, quiet=True), "split", 0.3, 3)
+    out = json.loads(own.stdout)
+    assert (out["val_fraction"], out["val_seed"], out["n"]) == (0.3, 3, len(y)) and "warning" not in own.stderr
+    other = fer_cli(*base, "--model", str(weights), "--seed", "4")
+    assert json.loads(other.stdout)["val_seed"] == 4
+    assert "selected on the validation split drawn with seed 3; --seed 4 draws another" in other.stderr
+    unknown = fer_cli(*base, "--model", str(save_weights(create_model().eval(), tmp_path / "bare.pt")))
+    assert json.loads(unknown.stdout)["val_seed"] == 0 and "does not say which validation split" in unknown.stderr
+
+
 def test_bundled_model_card_is_honest():
     need_shared()
     card = bundled_card()
