@@ -40,8 +40,8 @@ def main() -> int:
         if arm == "production" or not deltas:
             delta = ""
         else:
-            sd = statistics.stdev(deltas) if len(deltas) > 1 else float("nan")
-            delta = f"{statistics.fmean(deltas):+.1f} ± {sd:.1f} (n={len(deltas)})"
+            spread = f" ± {statistics.stdev(deltas):.1f} (n={len(deltas)})" if len(deltas) > 1 else " (n=1: no spread)"
+            delta = f"{statistics.fmean(deltas):+.1f}{spread}"
         print(
             f"| {arm} | " + " | ".join(cells) + f" | {statistics.fmean(val[arm].values()):.1f} | {delta} "
             f"| {statistics.fmean(disgust[arm].values()):.1f} | {statistics.fmean(test[arm].values()):.1f} |"
