@@ -448,6 +448,8 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
     """The whole training command: data, model, loop, final evaluation and MLflow logging."""
     from fer import tracking
 
+    if not cfg.progress:  # nor MLflow's bars while it logs the model: a log file gets one line per epoch
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     dist.init()
     ds = load(cfg.data, quiet=not dist.is_main())
     (x_tr, y_tr), (x_val, y_val) = train_val(ds, *cfg.validation_split)
