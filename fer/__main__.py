@@ -288,7 +288,7 @@ def cmd_predict(args) -> int:
     if args.smooth < 0:
         print(f"error: --smooth {args.smooth}: give seconds, or 0 for no smoothing", file=sys.stderr)
         return 2
-    model, card = load_model(args.model)
+    model, _ = load_model(args.model)
     pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
