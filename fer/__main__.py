@@ -207,16 +207,15 @@ def _held_out(args, card: dict) -> tuple[float, int]:
     on unless --seed says otherwise, with a warning wherever the figure would count faces the model trained on."""
     from fer.weights import validation_split
 
-    own = validation_split(args.model, card)
+    own = validation_split(card)
     if own is None:
-        seed = 0 if args.seed is None else args.seed
         if args.seed is None:
             print(
                 f"warning: {args.model} does not say which validation split it was selected on; drawing 20% of "
                 "Training with seed 0 (--seed N draws another)",
                 file=sys.stderr,
             )
-        return 0.2, seed
+        return 0.2, args.seed or 0
     val, fraction, seed = own
     if val == "public":
         print(

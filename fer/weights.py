@@ -80,7 +80,8 @@ def load_mlflow(uri: str) -> tuple[nn.Module, dict]:
             "Log it again with `python -m fer train` or mlflow.pytorch.log_model's default format."
         )
     program = torch.export.load(str(pt2))
-    return ExportedModel(program.module()), {"uri": uri}
+    run_id = mlflow.models.Model.load(str(local / "MLmodel")).run_id  # the run that logged it (its params)
+    return ExportedModel(program.module()), {"uri": uri, "run_id": run_id}
 
 
 def load_model(spec: str = "bundled") -> tuple[nn.Module, dict]:
@@ -96,20 +97,20 @@ def load_model(spec: str = "bundled") -> tuple[nn.Module, dict]:
     raise ModelLoadError(f"{spec!r}: not a file, 'bundled', or an MLflow URI such as models:/fer-emotion@production")
 
 
-def validation_split(spec: str, card: dict) -> tuple[str, float, int] | None:
-    """The validation split the model `spec` was selected on, as `fer.data.train_val(ds, *split)` draws it: from
-    its card, or from the parameters of the MLflow run that logged it. None where neither says."""
+def validation_split(card: dict) -> tuple[str, float, int] | None:
+    """The validation split a model was selected on, as `fer.data.train_val(ds, *split)` draws it, from the card
+    `load_model` gave: its training config, or the parameters of the MLflow run that logged it. None where
+    neither says."""
     from fer.config import TrainConfig
 
     keys = {"val": str, "val_fraction": float, "seed": int, "split_seed": int}
     given = card.get("config")
-    if not isinstance(given, dict) and spec.startswith(("models:/", "runs:/")):
+    if not isinstance(given, dict) and card.get("run_id"):
         import mlflow
 
         try:
-            run_id = mlflow.models.get_model_info(spec).run_id
-            given = mlflow.tracking.MlflowClient().get_run(run_id).data.params
-        except Exception:  # noqa: BLE001 - a model logged outside `fer train`, or a run since deleted
+            given = mlflow.tracking.MlflowClient().get_run(card["run_id"]).data.params
+        except Exception:  # noqa: BLE001 - a run since deleted, or another tracking store
             given = None
     if not isinstance(given, dict) or "seed" not in given:
         return None

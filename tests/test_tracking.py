@@ -47,13 +47,12 @@ def test_training_logs_everything_to_sqlite(tiny_folder, tmp_path, mlflow_store)
     # the registered model loads without unpickling and answers like the saved weights
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     try:
-        uri = f"models:/{REGISTERED_MODEL}/{version.version}"
-        served, served_card = load_model(uri)
+        served, served_card = load_model(f"models:/{REGISTERED_MODEL}/{version.version}")
     finally:
         del os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"]
     weights, card = load_model(str(out / "best.pt"))
     # `fer evaluate --split val` finds the split the model was selected on, from its card or its MLflow run
-    assert validation_split(uri, served_card) == validation_split("best.pt", card) == ("public", 0.2, 0)
+    assert validation_split(served_card) == validation_split(card) == ("public", 0.2, 0)
     x, _ = synthetic_faces(3, seed=9)
     assert torch.allclose(predict_proba(served, x, channels_last=False), predict_proba(weights, x), atol=1e-4)
     assert card["publictest"]["accuracy"] == pytest.approx(json.loads((out / "report.json").read_text())["accuracy"])
