@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fer import LABELS, REGISTERED_MODEL
-from fer.config import TrainConfig
+from fer.config import TrainConfig, command_for
 from fer.evaluate import Metrics
 
 EXPERIMENT = "fer-training"
@@ -234,8 +234,6 @@ def calibration_summary(calibration: dict) -> dict:
 
 
 def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, digest: str, params: int) -> dict:
-    import sys
-
     card = {
         "name": cfg.model.name,
         "recipe": cfg.recipe,
@@ -248,7 +246,7 @@ def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, dige
         "validation": {"accuracy": val.accuracy, "n": val.n},
         "labels": list(LABELS),
         "data_sha256": digest,
-        "command": "python -m fer " + " ".join(sys.argv[1:]),
+        "command": command_for(cfg.to_dict()),  # the whole command, also after `fer train --resume --threads 2`
         "config": cfg.to_dict(),
     }
     if test is not None:

@@ -107,6 +107,10 @@ def test_resume_goes_on_with_the_runs_own_configuration_and_refuses_to_change_it
     assert "with its saved configuration" in more.stderr and "changed by flags: epochs: 1 -> 2" in more.stderr
     assert [line.split(" parameters")[0] for line in more.stderr.splitlines() if " parameters |" in line] == params
     assert torch.load(out / "last.pt", weights_only=True)["state"]["epoch"] == 1  # two epochs done
+    command = json.loads((out / "card.json").read_text())["command"]  # the run's whole command, not the resume's
+    assert command.startswith("python -m fer train --recipe paper ") and "--resume" not in command
+    for flag in ("--epochs 2", "--batch-size 16", "--val public", "--model.widths 8,8,8,8"):
+        assert flag in command, (flag, command)
     refused = fer_cli(
         "train", *data, "--out", str(out), "--resume", "--epochs", "3", "--model.widths", "16,16,16,16", check=False
     )
