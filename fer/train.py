@@ -13,6 +13,7 @@ logged to MLflow with the figures and the model.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -482,7 +483,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
                 n_val=len(y_val),
                 precision=trainer.precision,
             )
-        soft = teacher_logits(cfg, x_tr, y_tr, trainer.log) if cfg.distill else None
+        soft = kept_teacher_logits(cfg, x_tr, y_tr, trainer.log) if cfg.distill else None
         state = trainer.fit(
             x_tr, y_tr, x_val, y_val, on_epoch=tracker.log_epoch if tracker else None, teacher_logits=soft
         )
@@ -541,6 +542,35 @@ def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tenso
         f"distilling from {', '.join(runs)} ({teacher.cfg.members} network(s)): teacher accuracy on the training "
         f"faces {acc:.4f}, {time.perf_counter() - t0:.0f}s"
     )
+    return logits
+
+
+TEACHER_LOGITS = "teacher_logits.pt"  # in the run folder: the teacher's logits, so `--resume` need not compute them
+
+
+def kept_teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tensor:
+    """`teacher_logits`, kept in the run folder: a resumed run reads them back (computing them takes minutes for
+    an ensemble of wide networks). They are computed anew when the training faces or a teacher's checkpoint
+    (its path, size or modification time) differ from those they were computed from."""
+    key = {"faces": hashlib.sha256(np.ascontiguousarray(x_train).tobytes()).hexdigest(), "teachers": []}
+    for run in (r.strip() for r in cfg.distill.split(",") if r.strip()):
+        ckpt = Path(run) / "last.pt" if Path(run).is_dir() else Path(run)  # what fer.bundle.load_runs reads
+        st = ckpt.stat() if ckpt.exists() else None
+        key["teachers"].append([str(ckpt.resolve()), st.st_size if st else -1, st.st_mtime_ns if st else -1])
+    path = Path(cfg.out) / TEACHER_LOGITS
+    try:
+        kept = torch.load(path, weights_only=True) if path.exists() else None
+    except Exception:  # noqa: BLE001 - a damaged file is computed again
+        kept = None
+    if isinstance(kept, dict) and kept.get("key") == key and len(kept.get("logits", ())) == len(y_train):
+        log(f"the teacher's logits read back from {path} (same training faces and teacher checkpoints)")
+        return kept["logits"]
+    log(f"computing the teacher's logits for {len(y_train):,} training faces (kept in {path} for --resume) ...")
+    logits = teacher_logits(cfg, x_train, y_train, log)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # written whole, then renamed: no half file is read
+    torch.save({"key": key, "logits": logits}, tmp)
+    os.replace(tmp, path)
     return logits
 
 

@@ -392,6 +392,13 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     assert f"distilling from {runs[0]}, {runs[1]} (2 network(s))" in taught.stderr
     card = json.loads((student / "card.json").read_text())
     assert card["config"]["distill"] == teacher and f"--distill {teacher}" in card["command"]
+    # resumed, the student reads its teacher's logits back; a teacher trained further is asked again
+    kept = student / "teacher_logits.pt"
+    resumed = fer_cli("train", "--out", str(student), "--resume", "--epochs", "2")
+    assert f"the teacher's logits read back from {kept}" in resumed.stderr and "distilling from" not in resumed.stderr
+    os.utime(Path(runs[0]) / "last.pt", ns=(1, 1))
+    anew = fer_cli("train", "--out", str(student), "--resume", "--epochs", "3")
+    assert "distilling from" in anew.stderr and "read back" not in anew.stderr
     leak = fer_cli("train", "--data", str(tiny_folder), "--out", str(tmp_path / "leak"), *flags, "--distill", teacher,
                    "--seed", "3", check=False)  # fmt: skip
     assert leak.returncode != 0 and "the teacher was selected on another validation split" in leak.stderr
