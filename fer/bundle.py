@@ -60,7 +60,8 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), info
 
 
-def _checkpoint(run: str | Path) -> Path:
+def run_checkpoint(run: str | Path) -> Path:
+    """The checkpoint a run folder's networks are read from (its last.pt), or the file given."""
     run = Path(run)
     path = run / "last.pt" if run.is_dir() else run
     if not path.exists():
@@ -125,7 +126,7 @@ def load_runs(runs: str | Path | list[str | Path]) -> tuple[torch.nn.Module, dic
     """A run's best weights, or several runs' stacked into one ensemble (they must share the network's shape
     and the validation split), in eval mode, with the training part of a model card."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    members = [_from_checkpoint(_checkpoint(r)) for r in runs]
+    members = [_from_checkpoint(run_checkpoint(r)) for r in runs]
     return members[0] if len(members) == 1 else ensemble(members, runs)
 
 

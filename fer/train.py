@@ -483,7 +483,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
                 n_val=len(y_val),
                 precision=trainer.precision,
             )
-        soft = kept_teacher_logits(cfg, x_tr, y_tr, trainer.log) if cfg.distill else None
+        soft = kept_teacher_logits(cfg, trainer.out, x_tr, y_tr, trainer.log) if cfg.distill else None
         state = trainer.fit(
             x_tr, y_tr, x_val, y_val, on_epoch=tracker.log_epoch if tracker else None, teacher_logits=soft
         )
@@ -514,6 +514,11 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         dist.cleanup()
 
 
+def teacher_runs(cfg: TrainConfig) -> list[str]:
+    """The run folders (or checkpoints) named by --distill."""
+    return [r.strip() for r in cfg.distill.split(",") if r.strip()]
+
+
 def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tensor:
     """The teacher's logits (the runs in --distill, stacked into one ensemble, with their test-time
     augmentation) for every training face. The teacher must have been selected on the student's validation
@@ -522,7 +527,7 @@ def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tenso
     from fer.evaluate import predict_logits
     from fer.weights import ModelLoadError
 
-    runs = [r.strip() for r in cfg.distill.split(",") if r.strip()]
+    runs = teacher_runs(cfg)
     try:
         teacher, info = load_runs(runs)
     except ModelLoadError as e:
@@ -548,18 +553,24 @@ def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tenso
 TEACHER_LOGITS = "teacher_logits.pt"  # in the run folder: the teacher's logits, so `--resume` need not compute them
 
 
-def kept_teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tensor:
-    """`teacher_logits`, kept in the run folder: a resumed run reads them back (computing them takes minutes for
-    an ensemble of wide networks). They are computed anew when the training faces or a teacher's checkpoint
+def kept_teacher_logits(cfg: TrainConfig, out: Path, x_train, y_train, log=print) -> torch.Tensor:
+    """`teacher_logits`, kept in the run folder `out`: a resumed run reads them back (computing them takes minutes
+    for an ensemble of wide networks). They are computed anew when the training faces or a teacher's checkpoint
     (its path, size or modification time) differ from those they were computed from."""
-    key = {"faces": hashlib.sha256(np.ascontiguousarray(x_train).tobytes()).hexdigest(), "teachers": []}
-    for run in (r.strip() for r in cfg.distill.split(",") if r.strip()):
-        ckpt = Path(run) / "last.pt" if Path(run).is_dir() else Path(run)  # what fer.bundle.load_runs reads
-        st = ckpt.stat() if ckpt.exists() else None
-        key["teachers"].append([str(ckpt.resolve()), st.st_size if st else -1, st.st_mtime_ns if st else -1])
-    path = Path(cfg.out) / TEACHER_LOGITS
+    from fer.bundle import run_checkpoint
+    from fer.weights import ModelLoadError
+
     try:
-        kept = torch.load(path, weights_only=True) if path.exists() else None
+        ckpts = [run_checkpoint(r) for r in teacher_runs(cfg)]
+    except ModelLoadError:  # nothing to key on: teacher_logits stops with the message
+        ckpts = None
+    key = ckpts and {
+        "faces": hashlib.sha256(np.ascontiguousarray(x_train).tobytes()).hexdigest(),
+        "teachers": [[str(c.resolve()), c.stat().st_size, c.stat().st_mtime_ns] for c in ckpts],
+    }
+    path = out / TEACHER_LOGITS
+    try:
+        kept = torch.load(path, weights_only=True) if key and path.exists() else None
     except Exception:  # noqa: BLE001 - a damaged file is computed again
         kept = None
     if isinstance(kept, dict) and kept.get("key") == key and len(kept.get("logits", ())) == len(y_train):
@@ -567,10 +578,8 @@ def kept_teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.
         return kept["logits"]
     log(f"computing the teacher's logits for {len(y_train):,} training faces (kept in {path} for --resume) ...")
     logits = teacher_logits(cfg, x_train, y_train, log)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # written whole, then renamed: no half file is read
-    torch.save({"key": key, "logits": logits}, tmp)
-    os.replace(tmp, path)
+    if dist.is_main():
+        save_atomic({"key": key, "logits": logits}, path)
     return logits
 
 
