@@ -385,11 +385,14 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     assert "split seed 2, against 0" in refused.stderr and not (tmp_path / "x").exists()
 
     # the same pair teaches a student on their split, and a student on another split is refused
-    student = tmp_path / "student"
+    work = tmp_path / "work"  # the student takes the default --out, runs/<recipe> under the working directory
+    work.mkdir()
+    student = work / "runs" / "paper"
     teacher = f"{runs[0]},{runs[1]}"
-    taught = fer_cli("train", "--data", str(tiny_folder), "--out", str(student), *flags, "--distill", teacher,
-                     "--split-seed", "0", "--seed", "3")  # fmt: skip
+    taught = fer_cli("train", "--data", str(tiny_folder), *flags, "--distill", teacher, "--split-seed", "0",
+                     "--seed", "3", cwd=work)  # fmt: skip
     assert f"distilling from {runs[0]}, {runs[1]} (2 network(s))" in taught.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["runs"]  # the teacher's logits went to the run folder
     card = json.loads((student / "card.json").read_text())
     assert card["config"]["distill"] == teacher and f"--distill {teacher}" in card["command"]
     # resumed, the student reads its teacher's logits back; a teacher trained further is asked again
