@@ -8,7 +8,12 @@ printed as the test figure it is.
 After the table, the best subsets within the 5 ms limit are set against the shipped one (`--against`: its runs'
 folder names, and its test-time augmentation, flip unless `--against-tta none`), face by face on validation:
 how many faces each reads right that the other does not, and the exact McNemar p-value of that split, so a
-gain of a few faces is not taken for a better model.
+gain of a few faces is not taken for a better model. `--against-model` sets them against a shipped model of any
+shape instead (a model file, 'bundled', or an MLflow URI, as `fer evaluate --model` takes), read as served; it
+must have been selected on the runs' validation split:
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/ensemble_table.py runs/long-w4-s30 runs/long-w4-s31 \
+        --against-model bundled
 
 The runs must share the network's shape and the validation split (`fer train --split-seed`), as `fer bundle`
 requires. Each run's logits are computed once per augmentation, then averaged per subset, which is what the
@@ -34,7 +39,7 @@ from fer.config import TrainConfig  # noqa: E402
 from fer.evaluate import metrics_from_proba, ms_per_face, predict_logits  # noqa: E402
 from fer.memory import keep_freed_memory  # noqa: E402
 from fer.model import stack  # noqa: E402
-from fer.weights import ModelLoadError, for_inference  # noqa: E402
+from fer.weights import ModelLoadError, for_inference, load_model, validation_split  # noqa: E402
 
 LIMIT_MS = 5.0
 
@@ -53,6 +58,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("runs", nargs="*", default=["runs/production"])
     ap.add_argument("--against", default="", help="the shipped subset: run folder names, comma-separated")
     ap.add_argument("--against-tta", default="flip", choices=("none", "flip"))
+    ap.add_argument(
+        "--against-model", default="", help="a shipped model of any shape instead: a file, 'bundled', or an MLflow URI"
+    )
     ap.add_argument("--top", type=int, default=5, help="how many subsets within the limit to set against it")
     args = ap.parse_args(argv)
     runs = args.runs
@@ -61,6 +69,9 @@ def main(argv: list[str]) -> int:
     unknown = sorted(shipped - set(names))
     if unknown:
         print(f"error: --against names {', '.join(unknown)}, not among the runs ({', '.join(names)})", file=sys.stderr)
+        return 2
+    if shipped and args.against_model:
+        print("error: --against and --against-model each name the shipped model; give one", file=sys.stderr)
         return 2
     against = tuple(i for i, n in enumerate(names) if n in shipped)  # in run order, as the subsets list them
     keep_freed_memory()
@@ -77,6 +88,13 @@ def main(argv: list[str]) -> int:
     ds = data.load(cfg.data, quiet=True)
     _, (x_val, y_val) = data.train_val(ds, *cfg.validation_split)
     x_test, y_test = ds.split("PublicTest")
+    outside = None  # the --against-model: (label, which validation faces it reads right)
+    if args.against_model:
+        try:
+            outside = served_right(args.against_model, cfg.validation_split, x_val, y_val)
+        except ModelLoadError as e:
+            print(f"error: --against-model: {e}", file=sys.stderr)
+            return 2
 
     torch.set_num_threads(1)
     speed = {}
@@ -116,15 +134,36 @@ def main(argv: list[str]) -> int:
                 if ms <= LIMIT_MS or (subset, tta) == (against, args.against_tta):
                     right[subset, tta] = val.argmax(1) == y_val_t
     if against:
-        compare(right, (against, args.against_tta), names, args.top)
+        label = f"{' + '.join(names[i] for i in against)} ({args.against_tta})"
+        compare(right, label, right[against, args.against_tta], names, args.top)
+    elif outside:
+        compare(right, *outside, names, args.top)
     return 0
 
 
-def compare(right: dict, shipped: tuple, names: list[str], top: int) -> None:
-    """The best subsets within the limit against the shipped one, face by face on validation."""
-    base = right[shipped]
+def served_right(spec: str, split: tuple, x_val, y_val) -> tuple[str, torch.Tensor]:
+    """Which validation faces the model `spec` reads right as served, and a label with its accuracy and speed.
+    Refused unless its card says it was selected on `split`: on another, it trained on some of these faces."""
+    model, card = load_model(spec)
+    own = validation_split(card)
+    if own != split:
+        said = "does not say which validation split it was selected on"
+        if own is not None:
+            said = (
+                f"was selected on another validation split (val {own[0]!r}, fraction {own[1]}, split seed {own[2]}) "
+                f"than the runs (val {split[0]!r}, fraction {split[1]}, split seed {split[2]})"
+            )
+        raise ModelLoadError(f"{spec} {said}, so it may have trained on their validation faces")
+    right = predict_logits(model, x_val, channels_last=False).argmax(1) == torch.as_tensor(y_val, dtype=torch.long)
+    ms = card.get("ms_per_face")
+    return f"{spec} (as served, {right.float().mean():.2%} val{f', {ms} ms/face' if ms else ''})", right
+
+
+def compare(right: dict, label: str, base: torch.Tensor, names: list[str], top: int) -> None:
+    """The best subsets within the limit against the shipped model (`base`: the validation faces it reads right),
+    face by face on validation."""
     best = sorted(right, key=lambda key: -int(right[key].sum()))[:top]
-    print(f"\nagainst {' + '.join(names[i] for i in shipped[0])} ({shipped[1]}), validation, face by face:")
+    print(f"\nagainst {label}, validation, face by face:")
     print("| members | test-time augmentation | val acc | right here only | right there only | McNemar p |")
     print("|---|---|---:|---:|---:|---:|")
     for key in best:
