@@ -29,12 +29,12 @@ demo: setup
 
 test: $(TEST_STAMP)
 	bash scripts/system-deps.sh
-	$(BIN)/ruff check fer registry demo tests benchmarks app.py
+	$(BIN)/ruff check fer registry demo tests benchmarks scripts app.py
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check fer registry demo tests benchmarks app.py
-	$(BIN)/ruff format --check fer registry demo tests benchmarks app.py
+	$(BIN)/ruff check fer registry demo tests benchmarks scripts app.py
+	$(BIN)/ruff format --check fer registry demo tests benchmarks scripts app.py
 
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py
