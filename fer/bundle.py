@@ -28,6 +28,25 @@ from fer.tracking import calibration_summary, save_weights
 from fer.weights import BUNDLED_DIR, ModelLoadError, for_inference
 
 
+def training_commands(config: dict, _chain: frozenset[str] = frozenset()) -> str:
+    """The `fer train` command of this config, after those of its --distill teachers (and of theirs): the lines
+    that train the model from nothing, each once. A teacher whose checkpoint is not on this machine is named in a
+    comment."""
+    from fer.train import teacher_runs
+
+    lines = []
+    for run in teacher_runs(TrainConfig.from_dict(config)):
+        try:
+            ckpt = str(run_checkpoint(run).resolve())
+        except ModelLoadError:
+            lines.append(f"# the teacher {run}: its checkpoint is not on this machine, so its command is not known")
+            continue
+        if ckpt not in _chain:  # a run named as its own teacher's teacher would never end
+            teacher = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
+            lines += training_commands(teacher, _chain | {ckpt}).splitlines()
+    return "\n".join(dict.fromkeys([*lines, command_for(config)]))
+
+
 def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if "best_model" not in ck:
@@ -52,7 +71,7 @@ def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, dict]:
             else f"{cfg['val_fraction']:.0%} of Training (split seed {train_cfg.validation_seed})"
         ),
         "validation": {"accuracy": state["best_value"]} if cfg["select"] == "val_acc" else {},
-        "command": command_for(cfg),
+        "command": training_commands(cfg),
         "config": cfg,
         "training_seconds": round(sum(row["epoch_seconds"] for row in state["history"]), 1),
         "history": [{k: round(v, 5) for k, v in row.items()} for row in state["history"]],
@@ -143,7 +162,7 @@ def bundle(
         model.set_tta(tta)
         info["config"]["model"].update(flip_tta=model.cfg.flip_tta, tta_shift=model.cfg.tta_shift)
         if len(runs) == 1:
-            info["command"] = command_for(info["config"])
+            info["command"] = training_commands(info["config"])
     ds = data.load(data_source, quiet=True)
     cfg = info["config"]
     _, (x_val, y_val) = data.train_val(ds, *TrainConfig.from_dict(cfg).validation_split)

@@ -424,6 +424,33 @@ def test_bundle_card_shows_a_checkpoints_config_as_it_reads_today(tmp_path):
     assert info["config"] == TrainConfig.from_dict(old).to_dict() and info["validation"] == {"accuracy": 0.5}
 
 
+def test_a_distilled_runs_card_trains_its_teachers_first(tmp_path, monkeypatch):
+    # the bundled card's command must rebuild the model from nothing: the teachers' commands come before the student's
+    from fer.bundle import load_runs
+    from fer.config import command_for
+    from fer.train import RunState
+
+    monkeypatch.chdir(tmp_path)  # --distill names run folders as the student's working directory saw them
+    state = RunState(epoch=0, best_value=0.5, best_epoch=0, history=[{"epoch": 0, "epoch_seconds": 1.0}])
+    net = create_model(recipe("production").model)
+    configs = {}
+    for name, seed, distill in (("a", 0, ""), ("b", 1, "runs/a"), ("student", 2, "runs/a, runs/b,runs/gone")):
+        cfg = recipe("production")
+        cfg.seed, cfg.split_seed, cfg.distill = seed, 0, distill
+        configs[name] = cfg.to_dict()
+        Path("runs", name).mkdir(parents=True)
+        torch.save({"config": configs[name], "model": net.state_dict(), "best_model": net.state_dict(),
+                    "state": state.__dict__}, Path("runs", name, "last.pt"))  # fmt: skip
+    _, info = load_runs("runs/student")
+    assert info["command"].splitlines() == [
+        command_for(configs["a"]),  # once, though both b and the student learned from it
+        command_for(configs["b"]),
+        "# the teacher runs/gone: its checkpoint is not on this machine, so its command is not known",
+        command_for(configs["student"]),
+    ]
+    assert "--distill runs/a" in info["command"].splitlines()[1]
+
+
 def test_distillation_teaches_the_teachers_answers_not_the_labels(tmp_path):
     # a teacher that is sure every face shows the next emotion: a student that only listens to it learns that
     from fer.augment import AugmentConfig
