@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+LINT_PATHS := fer registry demo tests benchmarks scripts app.py
 
 .PHONY: setup demo test lint bench clean
 
@@ -29,12 +30,12 @@ demo: setup
 
 test: $(TEST_STAMP)
 	bash scripts/system-deps.sh
-	$(BIN)/ruff check fer registry demo tests benchmarks scripts app.py
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check fer registry demo tests benchmarks scripts app.py
-	$(BIN)/ruff format --check fer registry demo tests benchmarks scripts app.py
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py

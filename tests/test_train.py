@@ -408,17 +408,23 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     assert "Pass --split-seed 0" in leak.stderr
 
 
+def one_epoch_checkpoint(path: Path, config: dict, net: torch.nn.Module) -> None:
+    """A checkpoint as `fer train` leaves one after an epoch (best validation accuracy 0.5), holding `net`."""
+    from fer.train import RunState
+
+    state = RunState(epoch=0, best_value=0.5, best_epoch=0, history=[{"epoch": 0, "epoch_seconds": 1.0}])
+    torch.save({"config": config, "model": net.state_dict(), "best_model": net.state_dict(), "state": state.__dict__},
+               path)  # fmt: skip
+
+
 def test_bundle_card_shows_a_checkpoints_config_as_it_reads_today(tmp_path):
     # a run trained before an option was retired: its card must not show that option as if it still applied
     from fer.bundle import load_runs
     from fer.config import TrainConfig
-    from fer.train import RunState
 
     old = recipe("production").to_dict() | {"match_blur": True}
     net = create_model(recipe("production").model)
-    state = RunState(epoch=0, best_value=0.5, best_epoch=0, history=[{"epoch": 0, "epoch_seconds": 1.0}])
-    torch.save({"config": old, "model": net.state_dict(), "best_model": net.state_dict(), "state": state.__dict__},
-               tmp_path / "last.pt")  # fmt: skip
+    one_epoch_checkpoint(tmp_path / "last.pt", old, net)
     _, info = load_runs(tmp_path)
     assert "match_blur" not in info["config"]
     assert info["config"] == TrainConfig.from_dict(old).to_dict() and info["validation"] == {"accuracy": 0.5}
@@ -428,10 +434,8 @@ def test_a_distilled_runs_card_trains_its_teachers_first(tmp_path, monkeypatch):
     # the bundled card's command must rebuild the model from nothing: the teachers' commands come before the student's
     from fer.bundle import load_runs
     from fer.config import command_for
-    from fer.train import RunState
 
     monkeypatch.chdir(tmp_path)  # --distill names run folders as the student's working directory saw them
-    state = RunState(epoch=0, best_value=0.5, best_epoch=0, history=[{"epoch": 0, "epoch_seconds": 1.0}])
     net = create_model(recipe("production").model)
     configs = {}
     for name, seed, distill in (("a", 0, ""), ("b", 1, "runs/a"), ("student", 2, "runs/a, runs/b,runs/gone")):
@@ -439,8 +443,7 @@ def test_a_distilled_runs_card_trains_its_teachers_first(tmp_path, monkeypatch):
         cfg.seed, cfg.split_seed, cfg.distill = seed, 0, distill
         configs[name] = cfg.to_dict()
         Path("runs", name).mkdir(parents=True)
-        torch.save({"config": configs[name], "model": net.state_dict(), "best_model": net.state_dict(),
-                    "state": state.__dict__}, Path("runs", name, "last.pt"))  # fmt: skip
+        one_epoch_checkpoint(Path("runs", name, "last.pt"), configs[name], net)
     _, info = load_runs("runs/student")
     assert info["command"].splitlines() == [
         command_for(configs["a"]),  # once, though both b and the student learned from it
