@@ -21,7 +21,7 @@ import torch
 
 from fer import data, plots
 from fer.calibration import calibrate
-from fer.config import TrainConfig, command_for
+from fer.config import TrainConfig, command_for, split_in_words
 from fer.evaluate import evaluate_arrays, ms_per_face
 from fer.model import ModelConfig, count_parameters, create_model, stack
 from fer.tracking import calibration_summary, save_weights
@@ -107,9 +107,9 @@ def ensemble(members: list[tuple[torch.nn.Module, dict]], runs: list[str | Path]
             )
         if split(c) != split(cfgs[0]):
             raise ModelLoadError(
-                f"{run}: selected on another validation split than {runs[0]} (val {c['val']!r}, fraction "
-                f"{c['val_fraction']}, split seed {split(c)[2]}, against {split(cfgs[0])[2]}), "
-                "so no split is unseen by all members; train every member with the same --split-seed"
+                f"{run}: selected on another validation split ({split_in_words(split(c))}) than {runs[0]} "
+                f"({split_in_words(split(cfgs[0]))}), so no split is unseen by all members; train every member "
+                "with the same --split-seed"
             )
     model = stack([member for member, _ in members])
     infos = [info for _, info in members]

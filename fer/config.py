@@ -88,6 +88,12 @@ class TrainConfig:
         return out
 
 
+def split_in_words(split: tuple[str, float, int]) -> str:
+    """A `TrainConfig.validation_split` as messages name it."""
+    val, fraction, seed = split
+    return f"val {val!r}, fraction {fraction}, split seed {seed}"
+
+
 def production() -> TrainConfig:
     """The served model: the paper's network twice as wide, Adam on a cosine schedule over 80 epochs in
     batches of 64 under bfloat16 autocast where the CPU has native bfloat16 (1.4-2.1× the images per second of

@@ -29,7 +29,7 @@ from torch import nn
 from fer import dist
 from fer.augment import augment
 from fer.calibration import calibrate
-from fer.config import TrainConfig
+from fer.config import TrainConfig, split_in_words
 from fer.data import DataError, load, train_val
 from fer.evaluate import Metrics, evaluate_arrays
 from fer.model import count_parameters, create_model
@@ -536,9 +536,9 @@ def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tenso
     mine, theirs = cfg.validation_split, tcfg.validation_split
     if mine != theirs:
         raise SystemExit(
-            f"error: --distill: the teacher was selected on another validation split (val {theirs[0]!r}, fraction "
-            f"{theirs[1]}, split seed {theirs[2]}) than this run (val {mine[0]!r}, fraction {mine[1]}, split seed "
-            f"{mine[2]}); it may have trained on this run's validation faces. Pass --split-seed {theirs[2]}."
+            f"error: --distill: the teacher was selected on another validation split ({split_in_words(theirs)}) "
+            f"than this run ({split_in_words(mine)}); it may have trained on this run's validation faces. "
+            f"Pass --split-seed {theirs[2]}."
         )
     t0 = time.perf_counter()
     logits = predict_logits(teacher.to(memory_format=torch.channels_last), x_train)

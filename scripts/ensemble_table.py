@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from fer import data  # noqa: E402
 from fer.bundle import ensemble, load_runs  # noqa: E402
-from fer.config import TrainConfig  # noqa: E402
+from fer.config import TrainConfig, split_in_words  # noqa: E402
 from fer.evaluate import metrics_from_proba, ms_per_face, predict_logits  # noqa: E402
 from fer.memory import keep_freed_memory  # noqa: E402
 from fer.model import stack  # noqa: E402
@@ -150,8 +150,8 @@ def served_right(spec: str, split: tuple, x_val, y_val) -> tuple[str, torch.Tens
         said = "does not say which validation split it was selected on"
         if own is not None:
             said = (
-                f"was selected on another validation split (val {own[0]!r}, fraction {own[1]}, split seed {own[2]}) "
-                f"than the runs (val {split[0]!r}, fraction {split[1]}, split seed {split[2]})"
+                f"was selected on another validation split ({split_in_words(own)}) than the runs "
+                f"({split_in_words(split)})"
             )
         raise ModelLoadError(f"{spec} {said}, so it may have trained on their validation faces")
     right = predict_logits(model, x_val, channels_last=False).argmax(1) == torch.as_tensor(y_val, dtype=torch.long)

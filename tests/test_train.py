@@ -382,7 +382,8 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
 
     refused = fer_cli("bundle", runs[0], runs[2], "--data", str(tiny_folder), "--to", str(tmp_path / "x"), check=False)
     assert refused.returncode != 0 and "another validation split" in refused.stderr
-    assert "split seed 2, against 0" in refused.stderr and not (tmp_path / "x").exists()
+    assert "(val 'split', fraction 0.2, split seed 2) than" in refused.stderr and "split seed 0)" in refused.stderr
+    assert not (tmp_path / "x").exists()
 
     # the same pair teaches a student on their split, and a student on another split is refused
     work = tmp_path / "work"  # the student takes the default --out, runs/<recipe> under the working directory
