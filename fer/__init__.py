@@ -3,6 +3,10 @@
 # Canonical order: the numeric labels of the paper's Table 1.
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
+# The product's emotions: FER2013's seven, then the eighth that the FER+ crowd votes add. A model's classes are
+# the first `num_classes` of these (a FER2013 model has seven, a FER+ model all eight).
+EMOTIONS = (*LABELS, "contempt")
+
 # The name under which every trained model is registered in the MLflow Model Registry.
 REGISTERED_MODEL = "fer-emotion"
 

@@ -56,7 +56,8 @@ def fit_temperature(logits: torch.Tensor, labels, lo: float = 0.05, hi: float = 
     """The T > 0 that minimises the mean NLL of softmax(logits / T): golden-section search on log T (the NLL
     is convex in 1/T, so unimodal in log T)."""
     z = torch.as_tensor(logits, dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    labels = np.asarray(labels)  # (N,) class indices, or (N, C) target distributions (the crowd's votes)
+    y = torch.as_tensor(labels, dtype=torch.float64 if labels.ndim == 2 else torch.long)
     if len(y) == 0:
         raise ValueError("cannot fit a temperature on an empty split")
 
@@ -91,15 +92,16 @@ def logits_of(model, images) -> torch.Tensor:
         model.cfg.temperature = t_before
 
 
-def calibrate(model, x_val, y_val, x_test=None, y_test=None) -> dict:
+def calibrate(model, x_val, y_val, x_test=None, y_test=None, fit_to=None) -> dict:
     """Fit the model's temperature on the validation faces, set it, and report the ECE (15 bins) before and
-    after on the test faces (and on validation)."""
+    after on the test faces (and on validation). `fit_to`: the validation faces' vote distributions, to fit the
+    temperature to the crowd's split instead of to the labels (the ECE stays measured against `y_val`)."""
     val_logits = logits_of(model, x_val)
-    t = fit_temperature(val_logits, y_val)
+    t = fit_temperature(val_logits, y_val if fit_to is None else fit_to)
     model.cfg.temperature = t
     report = {
         "temperature": t,
-        "fitted_on": "validation",
+        "fitted_on": "validation" if fit_to is None else "validation, to the crowd's vote distributions",
         "bins": ECE_BINS,
         "val_ece_before": expected_calibration_error(val_logits.softmax(1), y_val),
         "val_ece_after": expected_calibration_error((val_logits / t).softmax(1), y_val),

@@ -24,6 +24,14 @@ class TrainConfig:
     val_fraction: float = 0.2  # part of Training held out when val='split'
     seed: int = 0  # seeds the split, the initial weights, the shuffling and the augmentation
     split_seed: int = -1  # seeds the validation split instead (-1: the seed); members of one ensemble share it
+    # what the network learns: 'fer2013' (each face's folder label, 7 emotions), 'ferplus' (the FER+ crowd's vote
+    # distribution over 8 emotions), or 'mix' (mix_weight of the one-hot FER2013 label, the rest the votes)
+    labels: str = "fer2013"
+    votes: str = ""  # FER+ votes.csv for 'ferplus' and 'mix'; '': beside the data folder, or the shared copy
+    mix_weight: float = 0.5  # 'mix': the share of the one-hot FER2013 label in each face's target
+    # weights to start from: 'bundled', 'bundled:fer2013', a run folder or weights file ('' : random); the network's
+    # shape comes from them, and a 7-emotion head grows an eighth output for the FER+ emotions
+    init: str = ""
     epochs: int = 150  # maximum epochs (Table 2)
     batch_size: int = 32  # global batch, shared among processes (Table 2)
     optimizer: str = "adam"  # 'adam' or 'sgd' (Nesterov momentum 0.9)
@@ -185,7 +193,7 @@ def apply_flags(cfg: TrainConfig, args) -> TrainConfig:
 
 
 # what a resumed run keeps from its checkpoint whatever the flags: its network and the faces it validates on
-_KEPT_ON_RESUME = ("seed", "split_seed", "val", "val_fraction", "train_limit")
+_KEPT_ON_RESUME = ("seed", "split_seed", "val", "val_fraction", "train_limit", "labels", "mix_weight", "init")
 
 
 def resumed(saved: dict, args) -> tuple[TrainConfig, list[str]]:

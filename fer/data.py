@@ -33,7 +33,7 @@ SPLIT_USAGE = {"train": "Training", "test": "PublicTest", "public": "PublicTest"
 # folder names people use besides the canonical ones
 LABEL_ALIASES = {"anger": "angry", "scared": "fear", "surprised": "surprise", "happiness": "happy", "sadness": "sad"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".gif", ".tif", ".tiff", ".webp"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class DataError(ValueError):
@@ -46,6 +46,7 @@ class Fer2013:
     labels: np.ndarray  # (N,) int64, index into LABELS
     usage: np.ndarray  # (N,) int8, index into USAGES
     source: str  # what it was read from
+    keys: np.ndarray  # (N,) str: each face's path under a folder ('train/angry/Training_1.jpg') or CSV row ('row:0')
     digest: str  # sha256 of the source's content
     skipped: list[str] = field(default_factory=list)  # "file: reason", not in the arrays
     converted: list[str] = field(default_factory=list)  # "file: what was done", in the arrays
@@ -57,11 +58,18 @@ class Fer2013:
         """Images and labels of one Usage; an error if it has none."""
         if usage not in USAGES:
             raise DataError(f"unknown split {usage!r}; expected one of {', '.join(USAGES)}")
+        mask = self.usage_mask(usage)
+        return self.images[mask], self.labels[mask]
+
+    def usage_mask(self, usage: str) -> np.ndarray:
+        """(N,) bool: the faces of one Usage; an error if it has none."""
+        if usage not in USAGES:
+            raise DataError(f"unknown split {usage!r}; expected one of {', '.join(USAGES)}")
         mask = self.usage == USAGES.index(usage)
         if not mask.any():
             present = [u for i, u in enumerate(USAGES) if (self.usage == i).any()]
             raise DataError(f"{self.source} has no {usage} images (it has: {', '.join(present) or 'none'})")
-        return self.images[mask], self.labels[mask]
+        return mask
 
     def summary(self) -> str:
         parts = [f"{len(self)} images from {self.source}"]
@@ -149,9 +157,9 @@ def read_folder(root: str | Path, cache_dir: str | Path | None = None, quiet: bo
     cached = _load_cache(cache_dir, digest, str(root))
     if cached is not None:
         return cached
-    images, labels, usages, skipped, converted = [], [], [], [], []
+    images, labels, usages, keys, skipped, converted = [], [], [], [], [], []
     for (p, label, usage), data in _progress(list(zip(entries, blobs)), f"decoding {root}", quiet):
-        name = str(p.relative_to(root))
+        name = p.relative_to(root).as_posix()
         try:
             images.append(decode_gray48(data, name, converted))
         except ValueError as e:
@@ -159,7 +167,8 @@ def read_folder(root: str | Path, cache_dir: str | Path | None = None, quiet: bo
             continue
         labels.append(label)
         usages.append(usage)
-    ds = _build(images, labels, usages, str(root), digest, skipped, converted)
+        keys.append(name)
+    ds = _build(images, labels, usages, keys, str(root), digest, skipped, converted)
     _save_cache(cache_dir, ds)
     return ds
 
@@ -181,10 +190,12 @@ def read_csv(path: str | Path, cache_dir: str | Path | None = None, quiet: bool 
         raise DataError(f"{path}:1: header {','.join(header)!r}; expected the columns emotion,pixels,Usage")
     ie, ip, iu = (cols.index(c) for c in need)
     usage_lower = {u.lower(): i for i, u in enumerate(USAGES)}
-    images, labels, usages = [], [], []
+    images, labels, usages, keys = [], [], [], []
+    row_index = -1  # the data row's number, from 0: what FER+ names a face of fer2013.csv by
     for lineno, row in enumerate(reader, start=2):
         if not row or all(not c.strip() for c in row):
             continue
+        row_index += 1
         where = f"{path}:{lineno}"
         if len(row) != len(cols):
             raise DataError(f"{where}: {len(row)} fields; expected {len(cols)} ({','.join(header)})")
@@ -206,7 +217,8 @@ def read_csv(path: str | Path, cache_dir: str | Path | None = None, quiet: bool 
         images.append(pixels.astype(np.uint8).reshape(SIZE, SIZE))
         labels.append(label)
         usages.append(usage)
-    ds = _build(images, labels, usages, str(path), digest, [], [])
+        keys.append(f"row:{row_index}")
+    ds = _build(images, labels, usages, keys, str(path), digest, [], [])
     _save_cache(cache_dir, ds)
     return ds
 
@@ -225,7 +237,7 @@ def load(source: str | Path, cache_dir: str | Path | None = None, quiet: bool = 
     return ds
 
 
-def _build(images, labels, usages, source, digest, skipped, converted) -> Fer2013:
+def _build(images, labels, usages, keys, source, digest, skipped, converted) -> Fer2013:
     if not images:
         raise DataError(f"{source}: no readable images ({len(skipped)} skipped)")
     return Fer2013(
@@ -233,6 +245,7 @@ def _build(images, labels, usages, source, digest, skipped, converted) -> Fer201
         labels=np.asarray(labels, dtype=np.int64),
         usage=np.asarray(usages, dtype=np.int8),
         source=source,
+        keys=np.asarray(keys, dtype=str),
         digest=digest,
         skipped=skipped,
         converted=converted,
@@ -255,15 +268,21 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
-def train_val(ds: Fer2013, val: str = "split", fraction: float = 0.2, seed: int = 0):
-    """(x_train, y_train), (x_val, y_val): 20% of Training, stratified (the paper's), or PublicTest."""
-    x, y = ds.split("Training")
+def train_val_index(ds: Fer2013, val: str = "split", fraction: float = 0.2, seed: int = 0):
+    """(train, val) indices into `ds`: 20% of Training held out, stratified by label (the paper's), or PublicTest."""
+    training = np.flatnonzero(ds.usage_mask("Training"))
     if val == "public":
-        return (x, y), ds.split("PublicTest")
+        return training, np.flatnonzero(ds.usage_mask("PublicTest"))
     if val != "split":
         raise DataError(f"unknown validation {val!r}; expected 'split' (of Training) or 'public'")
-    keep, held = stratified_split(y, fraction, seed)
-    return (x[keep], y[keep]), (x[held], y[held])
+    keep, held = stratified_split(ds.labels[training], fraction, seed)
+    return training[keep], training[held]
+
+
+def train_val(ds: Fer2013, val: str = "split", fraction: float = 0.2, seed: int = 0):
+    """(x_train, y_train), (x_val, y_val): 20% of Training, stratified (the paper's), or PublicTest."""
+    tr, va = train_val_index(ds, val, fraction, seed)
+    return (ds.images[tr], ds.labels[tr]), (ds.images[va], ds.labels[va])
 
 
 # ---------------------------------------------------------------- cache
@@ -288,6 +307,7 @@ def _load_cache(cache_dir, digest: str, source: str) -> Fer2013 | None:
                 labels=z["labels"],
                 usage=z["usage"],
                 source=source,
+                keys=z["keys"],
                 digest=digest,
                 skipped=[str(s) for s in z["skipped"]],
                 converted=[str(s) for s in z["converted"]],
@@ -306,6 +326,7 @@ def _save_cache(cache_dir, ds: Fer2013) -> None:
             images=ds.images,
             labels=ds.labels,
             usage=ds.usage,
+            keys=ds.keys,
             skipped=np.asarray(ds.skipped, dtype=str),
             converted=np.asarray(ds.converted, dtype=str),
         )

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer import LABELS
+from fer import EMOTIONS, LABELS
 from fer.calibration import expected_calibration_error
 from fer.preprocess import normalize
 
@@ -26,21 +26,24 @@ class Metrics:
     loss: float
     accuracy: float
     n: int
-    confusion: np.ndarray  # (7, 7) counts, rows true, columns predicted
+    confusion: np.ndarray  # (C, C) counts, rows true, columns predicted
     ece: float = float("nan")  # expected calibration error, 15 equal-width confidence bins (fer.calibration)
+    classes: tuple[str, ...] = LABELS  # the emotions of the rows and columns
+    kl: float = float("nan")  # mean KL divergence from the crowd's votes to the predicted distribution (FER+)
 
     @property
     def per_class(self) -> dict[str, float]:
         totals = self.confusion.sum(axis=1)
         return {
-            lab: float(self.confusion[i, i] / totals[i]) if totals[i] else float("nan") for i, lab in enumerate(LABELS)
+            lab: float(self.confusion[i, i] / totals[i]) if totals[i] else float("nan")
+            for i, lab in enumerate(self.classes)
         }
 
     def report(self) -> dict[str, dict[str, float]]:
         """Precision, recall, F1 and support per class."""
         cm = self.confusion.astype(float)
         out = {}
-        for i, lab in enumerate(LABELS):
+        for i, lab in enumerate(self.classes):
             tp, pred, true = cm[i, i], cm[:, i].sum(), cm[i].sum()
             p = tp / pred if pred else 0.0
             r = tp / true if true else 0.0
@@ -48,15 +51,18 @@ class Metrics:
         return out
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "accuracy": self.accuracy,
             "loss": self.loss,
             "n": self.n,
             "ece": self.ece,
-            "labels": list(LABELS),
+            "labels": list(self.classes),
             "per_class": self.per_class,
             "confusion_matrix": self.confusion.astype(int).tolist(),
         }
+        if not np.isnan(self.kl):
+            out["mean_kl"] = self.kl
+        return out
 
 
 @torch.no_grad()
@@ -91,24 +97,42 @@ def predict_proba(
     return torch.softmax(predict_logits(model, images, device, channels_last, batch_size), dim=1)
 
 
-def metrics_from_proba(proba: torch.Tensor, labels: np.ndarray | torch.Tensor) -> Metrics:
+def metrics_from_proba(
+    proba: torch.Tensor, labels: np.ndarray | torch.Tensor, votes=None, n_labels: int | None = None
+) -> Metrics:
+    """Metrics of (N, C) probabilities against labels in fer.EMOTIONS order, of which there are `n_labels` (7:
+    FER2013's, 8: FER+'s; default C). A model with more emotions than the labels know (an 8-emotion model on
+    FER2013) is scored by its top one of those they know. `votes`, (N, 8) vote distributions, adds the mean KL
+    divergence from the crowd to the prediction."""
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    n_labels = n_labels or proba.shape[1]
+    if proba.shape[1] > n_labels:
+        proba = proba[:, :n_labels] / proba[:, :n_labels].sum(1, keepdim=True)
+    classes = EMOTIONS[: proba.shape[1]]
     loss = F.nll_loss(proba.clamp_min(1e-12).log(), y).item() if len(y) else float("nan")
     pred = proba.argmax(1)
-    cm = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(cm, (y.numpy(), pred.numpy()), 1)
+    kl = float("nan")
+    if votes is not None and len(y):
+        p = torch.as_tensor(np.asarray(votes), dtype=torch.float64)
+        q = proba.double().clamp_min(1e-12)
+        kl = (p * (p.clamp_min(1e-12).log() - q.log())).sum(1).mean().item()
     return Metrics(
         loss=loss,
         accuracy=float((pred == y).float().mean()) if len(y) else float("nan"),
         n=len(y),
         confusion=cm,
         ece=expected_calibration_error(proba, y),
+        classes=classes,
+        kl=kl,
     )
 
 
-def evaluate_arrays(model, images, labels, device="cpu", channels_last=True) -> Metrics:
-    """Metrics of `model` on uint8 faces, as served (test-time augmentation and temperature included)."""
-    return metrics_from_proba(predict_proba(model, images, device, channels_last), labels)
+def evaluate_arrays(model, images, labels, device="cpu", channels_last=True, votes=None, n_labels=None) -> Metrics:
+    """Metrics of `model` on uint8 faces, as served (test-time augmentation and temperature included); see
+    metrics_from_proba for `votes` and `n_labels`."""
+    return metrics_from_proba(predict_proba(model, images, device, channels_last), labels, votes, n_labels)
 
 
 @torch.no_grad()
@@ -138,9 +162,11 @@ def ms_per_face(model: nn.Module, runs: int = 300, warmup: int = 30, threads: in
 def format_table(m: Metrics, title: str) -> str:
     rep = m.report()
     lines = [title, f"{'emotion':<10}{'accuracy':>10}{'precision':>11}{'f1':>8}{'n':>7}"]
-    for lab in LABELS:
+    for lab in m.classes:
         r = rep[lab]
         lines.append(f"{lab:<10}{r['recall']:>10.3f}{r['precision']:>11.3f}{r['f1']:>8.3f}{r['support']:>7d}")
     lines.append(f"{'overall':<10}{m.accuracy:>10.4f}{'':>11}{'':>8}{m.n:>7d}")
     lines.append(f"expected calibration error (15 bins): {m.ece:.4f}")
+    if not np.isnan(m.kl):
+        lines.append(f"mean KL divergence from the crowd's votes: {m.kl:.4f}")
     return "\n".join(lines)

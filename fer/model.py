@@ -42,6 +42,15 @@ class ModelConfig:
     # --split-seed 0`), their logits averaged: an ensemble (`fer bundle RUN RUN ...`, `stack`); 1: one network
     members: int = 1
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The emotions the outputs stand for, in order: the first `num_classes` of fer.EMOTIONS."""
+        from fer import EMOTIONS
+
+        if not 1 <= self.num_classes <= len(EMOTIONS):
+            raise ValueError(f"num_classes {self.num_classes}: the product knows {len(EMOTIONS)} emotions")
+        return EMOTIONS[: self.num_classes]
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["widths"] = list(self.widths)
@@ -233,6 +242,22 @@ def stack(models: list[MiniXception]) -> MiniXception:
         {k: v if k.endswith("num_batches_tracked") else torch.cat([s[k] for s in states]) for k, v in states[0].items()}
     )
     return out.eval()
+
+
+def load_grown(model: MiniXception, state: dict[str, torch.Tensor], num_classes: int) -> None:
+    """Load `state`, the weights of a network of `model`'s shape with `num_classes` outputs, into `model`, which
+    may have more outputs: each new output of the head starts as a copy of the last old one (neutral, for a
+    FER2013 network growing FER+'s contempt), its bias 2 lower, so the grown network reads as before until trained."""
+    new, m = model.cfg.num_classes, model.cfg.members
+    if new < num_classes:
+        raise ValueError(f"cannot shrink a head of {num_classes} emotions to {new}")
+    state = dict(state)
+    if new > num_classes:
+        for key, is_bias in (("head.weight", False), ("head.bias", True)):
+            old = state[key].unflatten(0, (m, num_classes))  # (members·C, ...) -> (members, C, ...)
+            extra = old[:, -1:].repeat_interleave(new - num_classes, dim=1)
+            state[key] = torch.cat([old, extra - 2.0 if is_bias else extra], dim=1).flatten(0, 1)
+    model.load_state_dict(state)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,7 +19,7 @@ import mlflow
 import numpy as np
 import torch
 
-from fer import LABELS, REGISTERED_MODEL
+from fer import REGISTERED_MODEL
 from fer.config import TrainConfig, command_for
 from fer.evaluate import Metrics
 
@@ -113,7 +113,7 @@ class RunTracker:
         figs = {
             "training_curves.png": plots.training_curves(state.history),
             f"confusion_matrix_{split}.png": plots.confusion_matrix(
-                shown.confusion, LABELS, f"{split}, accuracy {shown.accuracy:.2%}"
+                shown.confusion, shown.classes, f"{split}, accuracy {shown.accuracy:.2%}"
             ),
         }
         if "test_reliability_before" in calibration:
@@ -127,7 +127,7 @@ class RunTracker:
             "n": shown.n,
             "per_class": shown.report(),
             "confusion_matrix": shown.confusion.tolist(),
-            "labels": list(LABELS),
+            "labels": list(shown.classes),
             "validation": val.to_dict(),
         }
         (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -244,7 +244,8 @@ def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, dige
         "selection": f"best {cfg.select} on "
         + ("PublicTest" if cfg.val == "public" else f"{cfg.val_fraction:.0%} of Training"),
         "validation": {"accuracy": val.accuracy, "n": val.n},
-        "labels": list(LABELS),
+        "labels": list(cfg.model.classes),
+        "targets": cfg.labels,  # what it learned: FER2013's labels or the FER+ crowd's votes
         "data_sha256": digest,
         "command": command_for(cfg.to_dict()),  # the whole command, also after `fer train --resume --threads 2`
         "config": cfg.to_dict(),
@@ -256,6 +257,8 @@ def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, dige
             "per_class": test.per_class,
             "confusion_matrix": test.confusion.tolist(),
         }
+        if not np.isnan(test.kl):
+            card["publictest"].update(against="the FER+ crowd's majority", mean_kl=test.kl)
     return card
 
 

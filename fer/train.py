@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer import dist
+from fer import LABELS, dist
 from fer.augment import augment
 from fer.calibration import calibrate
 from fer.config import TrainConfig, split_in_words
-from fer.data import DataError, load, train_val
+from fer.data import USAGES, Fer2013, load, train_val_index
 from fer.evaluate import Metrics, evaluate_arrays
-from fer.model import count_parameters, create_model
+from fer.model import count_parameters, create_model, load_grown
 from fer.preprocess import normalize, sharpness
 
 
@@ -246,8 +246,29 @@ class Trainer:
         if resume and not self.ckpt_path.exists():
             raise SystemExit(f"error: --resume given, but there is no checkpoint at {self.ckpt_path}")
 
+        if cfg.labels not in TARGETS:
+            raise SystemExit(f"error: unknown --labels {cfg.labels!r}; expected {', '.join(TARGETS)}")
+        if cfg.labels != "fer2013" and cfg.distill:
+            raise SystemExit("error: --distill learns from a teacher's FER2013 logits; use it with --labels fer2013")
+        if not 0 <= cfg.mix_weight <= 1:
+            raise SystemExit(f"error: --mix-weight {cfg.mix_weight} is outside [0, 1]")
+        cfg.model.num_classes = TARGETS[cfg.labels]
+        start = None
+        if cfg.init and not resume:  # (a resumed run's shape and weights are in its checkpoint)
+            start = initial_model(cfg.init)
+            for key in ("name", "in_channels", "input_size", "stem_channels", "widths", "input_pool", "members"):
+                setattr(cfg.model, key, getattr(start.cfg, key))
+            cfg.model.flip_tta, cfg.model.tta_shift = start.cfg.flip_tta, start.cfg.tta_shift
+
         torch.manual_seed(cfg.seed)  # initial weights; numpy draws use explicit seeded generators
         self.model = create_model(cfg.model).to(self.device)
+        if start is not None:
+            load_grown(self.model, start.state_dict(), start.cfg.num_classes)
+            self.log(
+                f"starting from {cfg.init} ({start.cfg.members} network(s), {start.cfg.num_classes} emotions"
+                + (f", grown to {cfg.model.num_classes}" if cfg.model.num_classes > start.cfg.num_classes else "")
+                + ")"
+            )
         self.channels_last, layout_note = channels_last_choice(cfg.channels_last, self.model, self.device)
         if layout_note:
             self.log(layout_note)
@@ -323,7 +344,7 @@ class Trainer:
         t0 = time.perf_counter()
         for i, idx in enumerate(batches):
             x = augment(x_train[idx], cfg.augment, self.aug_gen)
-            y = y_train[idx].to(self.device, non_blocking=True)
+            y = y_train[idx].to(self.device, non_blocking=True)  # labels, or (B, C) target distributions
             soft = None if self.teacher_logits is None else self.teacher_logits[idx]
             lam, partner = 1.0, None
             if cfg.mixup > 0:
@@ -342,7 +363,7 @@ class Trainer:
             total.backward()
             self.optimizer.step()
             loss_sum += loss.detach().double().cpu() * len(idx)
-            correct += (logits.detach().argmax(1) == y).sum().double().cpu()
+            correct += (logits.detach().argmax(1) == (y if y.ndim == 1 else y.argmax(1))).sum().double().cpu()
             seen += len(idx)
             if bar is not None and (i % 20 == 0 or i == len(batches) - 1):
                 rate = seen * self.world / max(time.perf_counter() - t0, 1e-9)
@@ -395,7 +416,8 @@ class Trainer:
         x_train = normalize(x_train)  # (N, 1, 48, 48) float in [0, 1], once for the whole run
         y_train = torch.as_tensor(y_train)
         if cfg.class_weights == "sqrt":
-            self.class_weight = sqrt_inverse_weights(y_train, cfg.model.num_classes).to(self.device)
+            hard = y_train if y_train.ndim == 1 else y_train.argmax(1)
+            self.class_weight = sqrt_inverse_weights(hard, cfg.model.num_classes).to(self.device)
         select_mode = monitor_mode(cfg.select)
         for epoch in range(self.state.epoch + 1, cfg.epochs):
             if cfg.schedule == "cosine":
@@ -445,6 +467,91 @@ def sqrt_inverse_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     return (w / (w[y].mean())).float()
 
 
+TARGETS = {"fer2013": len(LABELS), "ferplus": 8, "mix": 8}  # --labels, and the emotions the network learns
+
+
+def initial_model(spec: str):
+    """The network `--init` names, to fine-tune: 'bundled' (or 'bundled:NAME'), a run folder or a weights file."""
+    from fer.bundle import run_checkpoint
+    from fer.model import MiniXception
+    from fer.weights import ModelLoadError, load_model, load_weights
+
+    try:
+        model, _ = load_weights(run_checkpoint(spec)) if Path(spec).is_dir() else load_model(spec)
+    except ModelLoadError as e:
+        raise SystemExit(f"error: --init: {e}") from None
+    if not isinstance(model, MiniXception):
+        raise SystemExit(f"error: --init {spec}: an exported model has no trainable weights; give a weights file")
+    return model
+
+
+@dataclass
+class Faces:
+    """The faces of a run and what each is taught and scored against."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray  # (N,) FER2013 labels, or (N, 8) target distributions (--labels ferplus or mix)
+    x_val: np.ndarray
+    y_val: np.ndarray  # (N,) labels the run is selected on: FER2013's, or the crowd's majority
+    x_test: np.ndarray | None  # PublicTest, where the data has it
+    y_test: np.ndarray | None
+    val_votes: np.ndarray | None = None  # (N, 8) the crowd's vote distributions of the validation faces (FER+)
+    test_votes: np.ndarray | None = None
+    test_fer2013: tuple[np.ndarray, np.ndarray] | None = None  # PublicTest with FER2013's labels, for a FER+ run
+    note: str = ""  # how many faces the votes left out, for the log
+
+
+def training_faces(cfg: TrainConfig, ds: Fer2013) -> Faces:
+    """Training, validation and PublicTest faces with the targets `cfg.labels` asks for. With the FER+ votes,
+    faces FER+ dropped or whose top vote is 'unknown' / 'not a face' are not trained on, and the validation and
+    PublicTest faces counted are those with a strict crowd majority."""
+    tr, va = train_val_index(ds, *cfg.validation_split)
+    test = np.flatnonzero(ds.usage == USAGES.index("PublicTest"))
+    if cfg.labels == "fer2013":
+        return Faces(
+            ds.images[tr],
+            ds.labels[tr],
+            ds.images[va],
+            ds.labels[va],
+            ds.images[test] if len(test) else None,
+            ds.labels[test] if len(test) else None,
+        )
+    from fer.votes import default_votes, read_votes
+
+    path = cfg.votes or default_votes(cfg.data)
+    if not path:
+        raise SystemExit(
+            f"error: --labels {cfg.labels} learns from the FER+ crowd votes, and none were found beside {cfg.data}; "
+            "give --votes PATH/votes.csv"
+        )
+    votes = read_votes(path, list(ds.keys))
+    used, dist, majority = votes.used, votes.distribution(), votes.majority()
+    kept_tr = tr[used[tr]]
+    y = dist[kept_tr]
+    if cfg.labels == "mix":
+        one_hot = np.eye(dist.shape[1], dtype=np.float32)[ds.labels[kept_tr]]
+        y = cfg.mix_weight * one_hot + (1 - cfg.mix_weight) * y
+    kept_va, kept_te = va[majority[va] >= 0], test[majority[test] >= 0]
+    dropped = votes.dropped
+    note = (
+        f"FER+ votes ({path}): training on {len(kept_tr)} of {len(tr)} faces ({int(dropped[tr].sum())} dropped by "
+        f"FER+, {int((~used[tr] & ~dropped[tr]).sum())} 'unknown' or 'not a face'); validating on the "
+        f"{len(kept_va)} of {len(va)} with a crowd majority; PublicTest {len(kept_te)} of {len(test)}"
+    )
+    return Faces(
+        ds.images[kept_tr],
+        y,
+        ds.images[kept_va],
+        majority[kept_va],
+        ds.images[kept_te] if len(test) else None,
+        majority[kept_te] if len(test) else None,
+        val_votes=dist[kept_va],
+        test_votes=dist[kept_te] if len(test) else None,
+        test_fer2013=(ds.images[test], ds.labels[test]) if len(test) else None,
+        note=note,
+    )
+
+
 def run(cfg: TrainConfig, resume: bool = False) -> dict:
     """The whole training command: data, model, loop, final evaluation and MLflow logging."""
     from fer import tracking
@@ -453,16 +560,22 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     dist.init()
     ds = load(cfg.data, quiet=not dist.is_main())
-    (x_tr, y_tr), (x_val, y_val) = train_val(ds, *cfg.validation_split)
+    faces = training_faces(cfg, ds)
+    x_tr, y_tr, x_val, y_val, x_test, y_test = (
+        faces.x_train,
+        faces.y_train,
+        faces.x_val,
+        faces.y_val,
+        faces.x_test,
+        faces.y_test,
+    )
     trainer = Trainer(cfg, resume=resume)
     try:
+        if faces.note:
+            trainer.log(faces.note)
         if cfg.train_limit:  # a seeded random subset, so every class stays represented
             keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(y_tr))[: cfg.train_limit])
             x_tr, y_tr = x_tr[keep], y_tr[keep]
-        try:
-            x_test, y_test = ds.split("PublicTest")
-        except DataError:
-            x_test = y_test = None
         if dist.is_main():
             warning = sharpness_warning(x_tr, x_test if x_test is not None else x_val, "PublicTest")
             if warning:
@@ -495,14 +608,17 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         }
         if dist.is_main():
             trainer.model.cpu()
-            calibration = calibrate(trainer.model, x_val, y_val, x_test, y_test)
+            calibration = calibrate(trainer.model, x_val, y_val, x_test, y_test, fit_to=faces.val_votes)
             trainer.log(_calibration_line(calibration))
-            val = evaluate_arrays(trainer.model, x_val, y_val)
+            val = evaluate_arrays(trainer.model, x_val, y_val, votes=faces.val_votes)
             result["val"] = val.to_dict()
             test: Metrics | None = None
             if x_test is not None:
-                test = evaluate_arrays(trainer.model, x_test, y_test)
+                test = evaluate_arrays(trainer.model, x_test, y_test, votes=faces.test_votes)
                 result["test"] = test.to_dict()
+            if faces.test_fer2013 is not None:
+                x2, y2 = faces.test_fer2013
+                result["test_fer2013"] = evaluate_arrays(trainer.model, x2, y2, n_labels=len(LABELS)).to_dict()
             result["calibration"] = tracking.calibration_summary(calibration)
             result.update(
                 tracker.log_final(trainer.model, state, val, test, trainer.out, ds.digest, calibration=calibration)
@@ -613,6 +729,10 @@ def _final_line(r: dict) -> str:
     s = f"done: {r['epochs_run']} epochs, best epoch {r['best_epoch']}, val acc {r['val']['accuracy']:.4f}"
     if "test" in r:
         s += f", PublicTest acc {r['test']['accuracy']:.4f}"
+        if "mean_kl" in r["test"]:
+            s += f" (crowd majority; mean KL to the votes {r['test']['mean_kl']:.4f})"
+    if "test_fer2013" in r:
+        s += f", FER2013 PublicTest acc {r['test_fer2013']['accuracy']:.4f}"
     if r.get("model_uri"):
         s += f" | model {r['model_uri']}"
     if r.get("registered_version"):
