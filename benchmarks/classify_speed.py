@@ -6,7 +6,7 @@
 Classification only: the 48×48 face is given, so detection and cropping are not counted
 (benchmarks/pipeline_speed.py counts those). The model runs as it serves: in inference, with any test-time
 augmentation it does. Each model is timed eagerly, as the torch.export program that MLflow
-stores, and as served (fer.weights.for_inference: a frozen TorchScript graph, what FacePipeline runs).
+stores, and as served (fer.inference.weights.for_inference: a frozen TorchScript graph, what FacePipeline runs).
 Baseline: the paper's Mini-Xception (56,951 parameters, random weights, no TTA), eager.
 Rounds alternate between the models so that load from other processes hits all alike; each figure is the
 median over --rounds rounds of --calls calls. Budget from issue 4: <= 5 ms per face on this 2-core CPU.
@@ -25,8 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fer.inference.weights import for_inference, load_model  # noqa: E402
 from fer.model import count_parameters, create_model  # noqa: E402
-from fer.weights import for_inference, load_model  # noqa: E402
 
 
 def exported(model: torch.nn.Module) -> torch.nn.Module:

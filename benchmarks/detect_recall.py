@@ -9,7 +9,7 @@ grey canvas or on the cat or coffee photo (no human face in them) at 640×480, 1
 of each. The true box of every pasted face is its photo's face box (MTCNN's defaults on the photo), moved and
 scaled with it. A face counts as found when a detected box overlaps its true box with IoU >= 0.4.
 
-Product: fer.faces.FacePipeline.analyze (detection of faces of 40 px and up, crop, one classifier batch: what
+Product: fer.inference.faces.FacePipeline.analyze (detection of faces of 40 px and up, crop, one classifier batch: what
 `fer predict` does per photo). Baseline: facenet-pytorch's `MTCNN(keep_all=True).detect` on the full frame,
 detection only. Both run alternately on the same frames; ms/frame is the median of --runs.
 Prints recall per face-width band, false detections per frame, and ms/frame per frame size with the ratio.
@@ -30,9 +30,9 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer.faces import FacePipeline  # noqa: E402
-from fer.images import read_image  # noqa: E402
-from fer.weights import load_model  # noqa: E402
+from fer.inference.faces import FacePipeline  # noqa: E402
+from fer.inference.images import read_image  # noqa: E402
+from fer.inference.weights import load_model  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 SIZES = [(640, 480), (1280, 720), (1920, 1080)]

@@ -16,7 +16,7 @@ Three conditions:
             detector would not;
   serving   canvas, through the product's detector (FacePipeline.detect: downscaled copy, stricter
             thresholds, coarser pyramid), to show its boxes have the same geometry.
-Last, the check: the serving crop (fer.faces.crop_box with the chosen constants) around each canvas box,
+Last, the check: the serving crop (fer.inference.faces.crop_box with the chosen constants) around each canvas box,
 against the true frame (IoU, centre and side errors).
 """
 
@@ -35,7 +35,7 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer import LABELS  # noqa: E402
-from fer.faces import FER_BOX_DX, FER_BOX_DY, FER_BOX_HEIGHT, FER_BOX_WIDTH, FacePipeline, crop_box  # noqa: E402
+from fer.inference.faces import FER_BOX_DX, FER_BOX_DY, FER_BOX_HEIGHT, FER_BOX_WIDTH, FacePipeline, crop_box  # noqa: E402
 from fer.model import create_model  # noqa: E402
 
 UPSCALE = 4

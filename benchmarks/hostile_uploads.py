@@ -156,7 +156,7 @@ def measure(demo, url: str, paths: dict[str, Path], uploads: Path, args) -> None
             f"{before:>11.0f}{sampler.peak:>9.0f}{after:>10.0f}{sampler.peak - before:>13.0f}",
             flush=True,
         )
-    from demo.app import UPLOAD_GRACE_S
+    from demo.uploads import UPLOAD_GRACE_S
 
     time.sleep(UPLOAD_GRACE_S + 3)  # analysed uploads are deleted this long after their analysis
     left = [p for p in uploads.rglob("*") if p.is_file()]

@@ -6,7 +6,7 @@ Bootstraps the bundled model into a temporary MLflow store, starts `python -m de
 (127.0.0.1, a free port; a process of its own, so the clients here do not share its
 interpreter lock), then measures on the same photo:
 
-1. pipeline alone: `demo.app.predict` in this process, no HTTP, no queue (the baseline);
+1. pipeline alone: `demo.results.predict` in this process, no HTTP, no queue (the baseline);
 2. one gradio_client client, calls one after another;
 3. `--clients` clients at once, `--calls` calls each (16 × 25 = 400 by default).
 
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 def measure(server, url: str, photo: Path, args) -> None:
     from gradio_client import Client, handle_file
 
-    from demo.app import default_concurrency, predict
+    from demo.app import default_concurrency
+    from demo.results import predict
 
     print(f"photo {photo.name}; {os.cpu_count()} cores; queue concurrency {default_concurrency()}\n")
 

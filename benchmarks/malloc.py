@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer.config import recipe  # noqa: E402
-from fer.evaluate import predict_logits  # noqa: E402
-from fer.memory import keep_freed_memory  # noqa: E402
+from fer.evaluation.metrics import predict_logits  # noqa: E402
+from fer.inference.memory import keep_freed_memory  # noqa: E402
 from fer.model import create_model  # noqa: E402
+from fer.training.config import recipe  # noqa: E402
 
 
 def measure(work, n_images: int) -> dict:

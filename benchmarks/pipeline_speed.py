@@ -6,7 +6,7 @@ Frames, composed from the shared photos (../shared/data/photos), as the face-det
   640×480    one face: astronaut.png resized to 480×480 in a grey frame (a webcam frame);
   1280×720   four faces: astronaut.png at 360×360, four times on a grey canvas (faces about 65 px wide);
   1920×1080  ten faces: astronaut.png at 300×300, ten times (faces about 55 px wide).
-Product: fer.faces.FacePipeline with the bundled model, `analyze` = detection of every face of 40 px and up +
+Product: fer.inference.faces.FacePipeline with the bundled model, `analyze` = detection of every face of 40 px and up +
 crop + one classifier batch (what `fer predict` does per photo). Baseline: `MTCNN(keep_all=True).detect` on the
 full frame, detection only.
 Runs alternate between the two so that load from other processes hits both alike; each number is the
@@ -28,9 +28,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer.faces import FacePipeline  # noqa: E402
-from fer.images import read_image  # noqa: E402
-from fer.weights import load_model  # noqa: E402
+from fer.inference.faces import FacePipeline  # noqa: E402
+from fer.inference.images import read_image  # noqa: E402
+from fer.inference.weights import load_model  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 

@@ -5,7 +5,7 @@ with one client and with many, on the same photo in the same run.
 
 Bootstraps the bundled model into a temporary MLflow store, then measures:
 
-1. the pipeline alone: `demo.app.predict` in this process, no HTTP (the baseline; torch's default threads);
+1. the pipeline alone: `demo.results.predict` in this process, no HTTP (the baseline; torch's default threads);
 2. `mlflow models serve -m models:/fer-emotion@production --env-manager local --workers N` (N: this machine's
    cores by default, OMP_NUM_THREADS=1 in each worker), one client, then `--clients` clients at once, each
    POSTing the photo as base64 in MLflow's dataframe_split JSON;
@@ -105,7 +105,7 @@ def mlflow_serving(work: Path, store: str, workers: int, startup_s: float = 300)
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    from demo.app import predict
+    from demo.results import predict
     from demo.serving import ModelServer
     from registry import Registry
 

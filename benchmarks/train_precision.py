@@ -23,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer.model import ModelConfig, count_parameters, create_model  # noqa: E402
-from fer.train import native_bf16  # noqa: E402
+from fer.training.trainer import native_bf16  # noqa: E402
 
 WIDE = {"stem_channels": 16, "widths": (32, 64, 128, 256)}
 CANDIDATES = {

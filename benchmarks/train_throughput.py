@@ -22,16 +22,16 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer.augment import AugmentConfig  # noqa: E402
-from fer.config import TrainConfig  # noqa: E402
+from fer.data.augment import AugmentConfig  # noqa: E402
+from fer.data.preprocess import normalize  # noqa: E402
 from fer.model import create_model  # noqa: E402
-from fer.preprocess import normalize  # noqa: E402
-from fer.train import Trainer  # noqa: E402
+from fer.training.config import TrainConfig  # noqa: E402
+from fer.training.trainer import Trainer  # noqa: E402
 
 
 def images(data: str) -> tuple[np.ndarray, np.ndarray]:
     if Path(data).exists():
-        from fer.data import load
+        from fer.data.fer2013 import load
 
         return load(data, quiet=True).split("Training")
     print(f"{data} not found: timing on random images", file=sys.stderr)

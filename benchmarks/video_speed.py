@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/video_speed.py [--seconds 20] [--fps 5]
 
 Clips are made here with PyAV (H.264) from the shared photos: at 640×480 one face (astronaut.png, 300 px)
-moving across the frame, at 1280×720 four of them. The product: `fer.video.analyze_clip` (decode, sample at
+moving across the frame, at 1280×720 four of them. The product: `fer.inference.video.analyze_clip` (decode, sample at
 --fps, detect every face of 40 px and up, classify, track), as `fer predict clip.mp4 --fps 5` runs it. The
 baseline, same clip, same samples: each sampled frame through `MTCNN(keep_all=True).detect` on the full frame,
 then every face cropped as the product crops it and classified by the same model, one face at a time.
@@ -25,9 +25,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer.faces import FacePipeline, crop_faces  # noqa: E402
-from fer.video import analyze_clip, sampled_frames  # noqa: E402
-from fer.weights import load_model  # noqa: E402
+from fer.inference.faces import FacePipeline, crop_faces  # noqa: E402
+from fer.inference.video import analyze_clip, sampled_frames  # noqa: E402
+from fer.inference.weights import load_model  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     quick_http_failures()
-    from fer.memory import keep_freed_memory
+    from fer.inference.memory import keep_freed_memory
 
     keep_freed_memory()  # frames reuse the heap instead of faulting pages in again: 10-20% per HD frame
     from registry import Registry, refuse_pickle

@@ -157,7 +157,7 @@ class ModelServer:
         """Resolve and load the production model (or the bundled one), build the pipeline, start polling."""
         if self.pipeline is not None:
             return self
-        from fer.faces import FacePipeline
+        from fer.inference.faces import FacePipeline
 
         log.info("model registry: %s", self._tracking_uri() or "MLflow's default store")  # in full, for the log
         model, serving = self._initial_model()
@@ -294,7 +294,7 @@ class ModelServer:
                 self._failed_version = resolved.version
                 reason = f"version {resolved.version} could not be loaded: {describe_error(e)}"
                 log.warning("version %s could not be loaded (%s); serving the bundled model", resolved.version, e)
-        from fer.weights import load_model
+        from fer.inference.weights import load_model
 
         model, card = load_model("bundled")
         acc = (card.get("publictest") or {}).get("accuracy")

@@ -35,8 +35,8 @@ class ModelConfig:
     input_pool: int = 1
     flip_tta: bool = False  # in inference, average the logits of each face and its mirror image
     tta_shift: int = 0  # in inference, also average over the face shifted this many pixels (at 48×48) 4 ways; 0: off
-    # logits divided by this in inference, fitted on the validation split after training (fer.calibration) so the
-    # probabilities mean what they say; 1: as trained. The predicted emotion does not change.
+    # logits divided by this in inference, fitted on the validation split after training (fer.evaluation.calibration)
+    # so the probabilities mean what they say; 1: as trained. The predicted emotion does not change.
     temperature: float = 1.0
     # networks of this shape side by side in one graph, each trained on its own (`fer train --seed S
     # --split-seed 0`), their logits averaged: an ensemble (`fer bundle RUN RUN ...`, `stack`); 1: one network
@@ -230,7 +230,7 @@ def stack(models: list[MiniXception]) -> MiniXception:
     """An ensemble of networks of one shape, trained apart, as one network of the same depth: each layer holds
     theirs side by side (grouped convolutions, so they never mix) and the logits are their mean. Same outputs
     as averaging the networks' logits, at little more than one network's cost per face. The temperature is 1:
-    fit the ensemble's own (fer.calibration)."""
+    fit the ensemble's own (fer.evaluation.calibration)."""
     first = models[0].cfg
     for i, model in enumerate(models[1:], 1):
         mine = replace(model.cfg, temperature=first.temperature)

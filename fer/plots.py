@@ -54,8 +54,8 @@ def confusion_matrix(cm: np.ndarray, labels, title: str):
 
 def reliability_diagram(calibration: dict, split: str = "PublicTest"):
     """Accuracy against confidence per bin, before and after temperature scaling (the report of
-    fer.calibration.calibrate); a calibrated model's bars follow the diagonal, the grey line in each bin shows
-    the share of faces in it."""
+    fer.evaluation.calibration.calibrate); a calibrated model's bars follow the diagonal, the grey line in each bin
+    shows the share of faces in it."""
     c = calibration
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
     panels = (
@@ -82,9 +82,18 @@ def reliability_diagram(calibration: dict, split: str = "PublicTest"):
     return fig
 
 
-def timeline(history: dict[int, list[tuple[float, list[float]]]], title: str, smooth: float = 0.0, max_tracks: int = 8):
-    """Each face track's 7 probabilities over time, one panel per track (the `max_tracks` longest)."""
+def timeline(
+    history: dict[int, list[tuple[float, list[float]]]],
+    title: str,
+    smooth: float = 0.0,
+    max_tracks: int = 8,
+    classes: tuple[str, ...] | list[str] = (),
+):
+    """Each face track's probabilities over time (of `classes`, default FER2013's 7), one panel per track (the
+    `max_tracks` longest)."""
     from fer import LABELS
+
+    classes = list(classes or LABELS)
 
     tracks = sorted(history, key=lambda k: -len(history[k]))[:max_tracks]
     tracks.sort()
@@ -93,11 +102,11 @@ def timeline(history: dict[int, list[tuple[float, list[float]]]], title: str, sm
     for ax, track in zip(axes[:, 0], tracks):
         t = np.array([row[0] for row in history[track]])
         p = np.array([row[1] for row in history[track]])
-        for j, label in enumerate(LABELS):
+        for j, label in enumerate(classes):
             ax.plot(t, p[:, j], ".-" if len(t) < 40 else "-", color=colours(j), label=label, lw=1.4, ms=3)
         ax.set(ylim=(0, 1), ylabel=f"face #{track}")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(ncol=len(LABELS), loc="lower left", bbox_to_anchor=(0, 1.02), fontsize=8, frameon=False)
+    axes[0, 0].legend(ncol=len(classes), loc="lower left", bbox_to_anchor=(0, 1.02), fontsize=8, frameon=False)
     axes[-1, 0].set_xlabel("time (s)")
     note = f", smoothed over {smooth:g} s" if smooth else ""
     more = f" ({len(history) - len(tracks)} shorter tracks not shown)" if len(history) > len(tracks) else ""

@@ -23,8 +23,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from fer import LABELS, REGISTERED_MODEL
-from fer.tracking import tracking_uri as default_tracking_uri
+from fer import EMOTIONS, REGISTERED_MODEL
+from fer.inference.mlflow_model import tracking_uri as default_tracking_uri
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +33,7 @@ ALIAS = "production"
 HISTORY_TAG = "production_history"
 HISTORY_KEEP = 100  # tag values are capped at a few KB; a hundred promotions is plenty to roll back through
 BUNDLED_EXPERIMENT = "fer-bundled"
-LOGGED_MODEL_NAME = "model"  # what fer.tracking.log_model names the model inside a run
+LOGGED_MODEL_NAME = "model"  # what fer.inference.mlflow_model.log_model names the model inside a run
 PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 HOW_TO_PROMOTE = "run `python -m registry promote VERSION` or set the alias 'production' in the MLflow UI"
 _GLOBALS = threading.RLock()  # MLflow's fluent API reads process-wide URIs; see Registry._pinned
@@ -79,7 +79,7 @@ class Registry:
     """The registered model `name` in the tracking store `tracking_uri` (the registry lives in the same store)."""
 
     def __init__(self, tracking_uri: str | None = None, name: str = REGISTERED_MODEL):
-        # the same rule as fer.tracking, so `fer train` and this registry always look at the same store
+        # fer.inference.mlflow_model.tracking_uri's rule: `fer train` and this registry always look at the same store
         self._uri = tracking_uri or default_tracking_uri()
         self.name = name
         self.client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
@@ -234,7 +234,7 @@ class Registry:
 
     def register(self, run_id: str) -> int:
         """Register the model that `fer train` logged in run `run_id`, with the run's test accuracies as tags."""
-        from fer.tracking import version_tags
+        from fer.inference.mlflow_model import version_tags
 
         try:
             run = self.client.get_run(run_id)
@@ -278,7 +278,8 @@ class Registry:
     def _pinned(self) -> Iterator[None]:
         """Point MLflow's process-wide URIs at this store while fer code that reads them runs.
 
-        fer.weights.load_mlflow and fer.tracking.log_model use the fluent API, which reads globals;
+        fer.inference.weights.load_mlflow and fer.inference.mlflow_model.log_model use the fluent API, which reads
+        globals;
         mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI, so both are put back exactly as found.
         A lock keeps two registries (or a demo's poll thread and its main thread) from interleaving here;
         other code that uses MLflow's globals at the same moment in another thread is not covered.
@@ -308,7 +309,7 @@ class Registry:
 
         Only the pt2 (torch.export) format loads; a pickled model is refused, never unpickled.
         """
-        from fer.weights import ModelLoadError, load_mlflow
+        from fer.inference.weights import ModelLoadError, load_mlflow
 
         if target is None:
             target = self.resolve()
@@ -327,8 +328,8 @@ class Registry:
         """Register the bundled model as the first version and put it in production; None when versions exist."""
         if self.versions():
             return None
-        from fer import tracking
-        from fer.weights import BUNDLED_WEIGHTS, ModelLoadError, load_model
+        from fer.inference import mlflow_model
+        from fer.inference.weights import BUNDLED_WEIGHTS, ModelLoadError, load_model
 
         try:
             model, card = load_model("bundled")
@@ -341,7 +342,7 @@ class Registry:
                 mlflow.set_tags(_card_tags(card))
                 mlflow.log_metrics(_card_metrics(card))  # the names `fer train` uses, so runs compare in the UI
                 mlflow.log_dict(card, "weights/card.json")
-                result = tracking.log_model(model, registered_name=self.name, card=card)
+                result = mlflow_model.log_model(model, registered_name=self.name, card=card)
             version = _version_no(result["registered_version"])
             self.client.set_model_version_tag(self.name, str(version), "origin", f"bundled ({BUNDLED_WEIGHTS.name})")
         self.promote(version)
@@ -349,11 +350,12 @@ class Registry:
 
 
 def _card_from_run(run) -> dict:
-    """The part of a model card that fer.tracking.version_tags reads, rebuilt from what `fer train` logged."""
+    """The part of a model card that fer.inference.mlflow_model.version_tags reads, rebuilt from what `fer train`
+    logged."""
     m, params, tags = run.data.metrics, run.data.params, run.data.tags
     card: dict = {"recipe": tags.get("recipe", ""), "params": params.get("n_params", "")}
     if "test_acc" in m:
-        per_class = {k: m[f"test_acc_{k}"] for k in LABELS if f"test_acc_{k}" in m}
+        per_class = {k: m[f"test_acc_{k}"] for k in EMOTIONS if f"test_acc_{k}" in m}
         card["publictest"] = {"accuracy": m["test_acc"], "per_class": per_class}
     if "best_val_acc" in m:
         card["validation"] = {"accuracy": m["best_val_acc"]}
@@ -363,7 +365,7 @@ def _card_from_run(run) -> dict:
     return card
 
 
-# what fer.calibration.calibrate reports and `fer train` logs as metrics
+# what fer.evaluation.calibration.calibrate reports and `fer train` logs as metrics
 CALIBRATION_METRICS = ("temperature", "val_ece_before", "val_ece_after", "test_ece_before", "test_ece_after")
 
 

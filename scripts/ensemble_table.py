@@ -33,13 +33,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer import data  # noqa: E402
-from fer.bundle import ensemble, load_runs  # noqa: E402
-from fer.config import TrainConfig, split_in_words  # noqa: E402
-from fer.evaluate import metrics_from_proba, ms_per_face, predict_logits  # noqa: E402
-from fer.memory import keep_freed_memory  # noqa: E402
+from fer.data import fer2013 as data  # noqa: E402
+from fer.evaluation.metrics import metrics_from_proba, ms_per_face, predict_logits  # noqa: E402
+from fer.inference.memory import keep_freed_memory  # noqa: E402
+from fer.inference.weights import ModelLoadError, for_inference, load_model  # noqa: E402
 from fer.model import stack  # noqa: E402
-from fer.weights import ModelLoadError, for_inference, load_model, validation_split  # noqa: E402
+from fer.training.config import (  # noqa: E402
+    TrainConfig,
+    split_in_words,
+    validation_split,  # noqa: E402
+)
+from fer.training.runs import ensemble, load_runs  # noqa: E402
 
 LIMIT_MS = 5.0
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fer.calibration import calibrate, expected_calibration_error, fit_temperature, logits_of, reliability
+from fer.evaluation.calibration import calibrate, expected_calibration_error, fit_temperature, logits_of, reliability
 from fer.model import ModelConfig, create_model
 from tests.conftest import synthetic_faces
 
@@ -48,8 +48,8 @@ def test_reliability_bins_count_every_prediction():
 
 
 def test_calibrate_puts_the_temperature_inside_the_served_graph():
-    from fer.preprocess import normalize
-    from fer.weights import for_inference
+    from fer.data.preprocess import normalize
+    from fer.inference.weights import for_inference
 
     torch.manual_seed(0)
     model = create_model(ModelConfig(flip_tta=True))

@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from fer.inference.weights import bundled_card, save_weights
 from fer.model import create_model
-from fer.tracking import save_weights
-from fer.weights import bundled_card
 from tests.conftest import FER2013, fer_cli, need_shared, write_csv
 
 
@@ -71,7 +70,7 @@ def test_evaluate_errors_are_one_line(tiny_folder, weights, args, message):
 
 
 def test_evaluate_val_draws_the_split_the_model_was_selected_on(tiny_folder, tmp_path):
-    from fer import data
+    from fer.data import fer2013 as data
 
     selected_on = {"seed": 3, "split_seed": -1, "val": "split", "val_fraction": 0.3}
     weights = save_weights(create_model().eval(), tmp_path / "w.pt", card={"config": selected_on})

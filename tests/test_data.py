@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from fer import LABELS
-from fer.data import DataError, load, read_csv, read_folder, stratified_split, train_val
+from fer.data.fer2013 import DataError, load, read_csv, read_folder, stratified_split, train_val
 from tests.conftest import synthetic_faces, write_csv, write_folder
 
 
@@ -122,12 +122,12 @@ def test_csv_bad_header(tmp_path):
 def test_cache_is_keyed_by_content(tmp_path, monkeypatch):
     root = write_folder(tmp_path / "f", n_train=2, n_test=1)
     first = read_folder(root, cache_dir=tmp_path / "c")
-    import fer.data
+    import fer.data.fer2013
 
     def no_decode(*a, **k):
         raise AssertionError("decoded again despite an unchanged source")
 
-    monkeypatch.setattr(fer.data, "decode_gray48", no_decode)
+    monkeypatch.setattr(fer.data.fer2013, "decode_gray48", no_decode)
     again = read_folder(root, cache_dir=tmp_path / "c")
     assert again.digest == first.digest and np.array_equal(again.images, first.images)
     # a changed file changes the key and is decoded anew

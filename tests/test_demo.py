@@ -71,8 +71,8 @@ def register_version(seed: int, accuracy: float) -> int:
     import torch
 
     from fer import REGISTERED_MODEL
+    from fer.inference.mlflow_model import log_model
     from fer.model import create_model
-    from fer.tracking import log_model
 
     torch.manual_seed(seed)
     model = create_model("mini_xception").eval()
@@ -253,7 +253,7 @@ BAD_INPUTS = [
 
 def uploads_left(folder: Path) -> list[Path]:
     """Files in the upload folder other than Gradio's cached copies of the page's examples."""
-    from demo.app import _is_example
+    from demo.uploads import _is_example
 
     return [p for p in folder.rglob("*") if p.is_file() and not _is_example(p)]
 
@@ -271,9 +271,9 @@ def left_after_grace(folder: Path, names, timeout: float = 60) -> list[Path]:
 @pytest.fixture
 def short_grace(monkeypatch):
     """Analysed uploads are deleted 1 s after their analysis instead of 30 s, so tests need not wait."""
-    import demo.app
+    import demo.uploads
 
-    monkeypatch.setattr(demo.app, "UPLOAD_GRACE_S", 1.0)
+    monkeypatch.setattr(demo.uploads, "UPLOAD_GRACE_S", 1.0)
 
 
 @pytest.mark.parametrize("name, content, says", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
@@ -328,7 +328,7 @@ def test_the_same_photo_from_many_clients_at_once(demo_url):
 
 
 def test_sweeper_keeps_the_folder_under_its_ceiling_and_age(tmp_path):
-    from demo.app import sweep_uploads
+    from demo.uploads import sweep_uploads
 
     now = time.time()
     for i, (age, size) in enumerate([(5000, 10), (100, 400), (50, 400), (10, 400)]):
@@ -359,7 +359,7 @@ def test_upload_over_gradios_limit_is_refused_and_the_server_keeps_serving(
 
 
 def test_unreachable_registry_serves_the_bundled_model(tmp_path, monkeypatch):
-    from demo.app import predict
+    from demo.results import predict
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
@@ -540,7 +540,7 @@ def test_errors_shown_on_the_page_are_short_and_clean(error, shown):
 
 
 def test_an_upload_sent_again_before_its_deletion_is_kept_for_its_own_request(_private_upload_folder):
-    from demo.app import delete_due_uploads, discard_upload
+    from demo.uploads import delete_due_uploads, discard_upload
 
     d = _private_upload_folder / "0123abcd"
     d.mkdir()

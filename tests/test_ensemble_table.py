@@ -7,20 +7,21 @@ from pathlib import Path
 
 import torch
 
-from fer import data
-from fer.bundle import bundle, load_runs
-from fer.config import TrainConfig
-from fer.evaluate import predict_logits
+from fer.data import fer2013 as data
+from fer.evaluation.metrics import predict_logits
+from fer.inference.weights import load_model
 from fer.model import ModelConfig, stack
-from fer.weights import load_model
+from fer.training.bundle import bundle
+from fer.training.config import TrainConfig
+from fer.training.runs import load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def trained_run(folder: Path, data_dir: Path, seed: int, split_seed: int, widths=(8, 8, 8, 8)) -> Path:
     """A run folder as `fer train` leaves it: a small network, four epochs on the tiny faces (its answers vary)."""
-    from fer.augment import AugmentConfig
-    from fer.train import Trainer
+    from fer.data.augment import AugmentConfig
+    from fer.training.trainer import Trainer
 
     cfg = TrainConfig(data=str(data_dir), seed=seed, split_seed=split_seed, epochs=4, batch_size=16, lr=3e-3)
     cfg.model = ModelConfig(stem_channels=4, widths=widths, flip_tta=True)

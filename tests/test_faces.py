@@ -17,10 +17,10 @@ import pytest
 import torch
 from PIL import Image, ImageFile, ImageOps
 
-import fer.faces
-import fer.preprocess
+import fer.data.preprocess
+import fer.inference.faces
 from fer import LABELS
-from fer.faces import (
+from fer.inference.faces import (
     FER_BOX_DX,
     FER_BOX_DY,
     FER_BOX_HEIGHT,
@@ -30,7 +30,7 @@ from fer.faces import (
     crop_box,
     crop_faces,
 )
-from fer.images import ImageError, read_image
+from fer.inference.images import ImageError, read_image
 from fer.model import create_model
 from tests.conftest import PHOTOS, fer_cli, need_shared
 
@@ -201,7 +201,7 @@ def tiled(size: tuple[int, int], n: int, side: int) -> Image.Image:
 
 @pytest.mark.parametrize("size, n, side", [((1280, 720), 4, 360), ((1920, 1080), 10, 300)])
 def test_hd_frames_every_face_found_by_fer_predict(tmp_path, size, n, side):
-    from fer.tracking import save_weights
+    from fer.inference.weights import save_weights
 
     weights = save_weights(create_model().eval(), tmp_path / "w.pt")
     frame = tmp_path / "frame.png"
@@ -244,7 +244,7 @@ def test_min_face_is_in_image_pixels_at_every_size(pipeline):
 
 
 def test_min_face_below_the_window_or_above_the_image_is_refused(tmp_path):
-    from fer.tracking import save_weights
+    from fer.inference.weights import save_weights
 
     weights = save_weights(create_model().eval(), tmp_path / "w.pt")
     good = need_shared(PHOTOS) / "astronaut.png"
@@ -266,7 +266,7 @@ def test_min_face_below_the_window_or_above_the_image_is_refused(tmp_path):
 
 
 def test_fer2013_file_is_one_whole_face_in_auto_and_detected_in_detect(tmp_path):
-    from fer.tracking import save_weights
+    from fer.inference.weights import save_weights
     from tests.conftest import FER2013
 
     model = create_model().eval()
@@ -280,7 +280,7 @@ def test_fer2013_file_is_one_whole_face_in_auto_and_detected_in_detect(tmp_path)
     # the same probabilities as evaluation's path gives the file: FER2013's pixels, normalised, one forward
     pixels = np.asarray(Image.open(path).convert("L"))[None]
     with torch.no_grad():
-        expected = torch.softmax(model(fer.preprocess.normalize(pixels)), 1)[0].numpy()
+        expected = torch.softmax(model(fer.data.preprocess.normalize(pixels)), 1)[0].numpy()
     assert [auto[0]["probabilities"][k] for k in LABELS] == pytest.approx(expected.tolist(), abs=1e-5)
 
 
@@ -304,7 +304,7 @@ def test_crop_faces_shapes_and_edges():
     assert crops.shape == (3, 48, 48) and crops.dtype == np.uint8
     assert crops.std(axis=(1, 2)).min() > 0  # each crop holds image content, not padding alone
     assert crop_faces(image, []).shape == (0, 48, 48)
-    assert fer.faces.normalize is fer.preprocess.normalize  # the one normalisation training uses
+    assert fer.inference.faces.normalize is fer.data.preprocess.normalize  # the one normalisation training uses
 
 
 def test_annotate_small_and_large(pipeline):
@@ -440,7 +440,7 @@ def test_limits_and_missing_files(tmp_path):
 
 
 def test_predict_json_good_and_bad(tmp_path):
-    from fer.tracking import save_weights
+    from fer.inference.weights import save_weights
 
     weights = save_weights(create_model().eval(), tmp_path / "w.pt")
     bad = tmp_path / "notes.txt"
@@ -467,7 +467,7 @@ def test_predict_json_good_and_bad(tmp_path):
 
 
 def test_lying_jpegs_are_named_in_predict_json(tmp_path):
-    from fer.tracking import save_weights
+    from fer.inference.weights import save_weights
     from tests.conftest import cut_jpeg, lying_jpeg
 
     weights = save_weights(create_model().eval(), tmp_path / "w.pt")
@@ -488,7 +488,7 @@ def test_lying_jpegs_are_named_in_predict_json(tmp_path):
 
 
 def test_a_48_megapixel_jpeg_is_decoded_small_and_read_in_its_own_pixels(pipeline, tmp_path):
-    from fer.images import DECODE_MIN_SIDE, original_size, read_image
+    from fer.inference.images import DECODE_MIN_SIDE, original_size, read_image
 
     face = Image.open(need_shared(PHOTOS) / "astronaut.png").convert("RGB").resize((3000, 3000))
     big = Image.new("RGB", (8000, 6000), (128, 128, 128))
@@ -506,7 +506,7 @@ def test_a_48_megapixel_jpeg_is_decoded_small_and_read_in_its_own_pixels(pipelin
 
 
 def test_exif_orientation_holds_for_scaled_jpegs(tmp_path):
-    from fer.images import original_size, read_image
+    from fer.inference.images import original_size, read_image
 
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated a quarter turn

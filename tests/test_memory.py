@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from fer.config import recipe
-from fer.evaluate import predict_logits
-from fer.memory import keep_freed_memory
+from fer.evaluation.metrics import predict_logits
+from fer.inference.memory import keep_freed_memory
 from fer.model import create_model
+from fer.training.config import recipe
 from tests.conftest import ROOT
 
 

@@ -119,7 +119,7 @@ def test_shift_tta_averages_five_framings_and_their_mirrors():
 
 
 def test_for_inference_gives_the_same_answers_faster_graph():
-    from fer.weights import for_inference
+    from fer.inference.weights import for_inference
 
     torch.manual_seed(0)
     model = create_model(ModelConfig(input_pool=2, flip_tta=True, temperature=1.7)).eval()
@@ -137,9 +137,8 @@ def test_for_inference_gives_the_same_answers_faster_graph():
 
 
 def test_stack_is_the_mean_of_the_networks_logits_in_one_graph(tmp_path):
+    from fer.inference.weights import for_inference, load_weights, save_weights
     from fer.model import stack
-    from fer.tracking import save_weights
-    from fer.weights import for_inference, load_weights
 
     nets = []
     for seed in range(3):

@@ -29,8 +29,8 @@ print(json.dumps(out.to_dict(orient="records")))
 def test_photo_model_logged_from_code_answers_photos_with_pickles_refused(tmp_path, mlflow_store):
     import mlflow
 
-    from fer.tracking import log_photo_model
-    from fer.weights import load_mlflow, load_model
+    from fer.inference.mlflow_model import log_photo_model
+    from fer.inference.weights import load_mlflow, load_model
 
     model, _ = load_model("bundled")
     with mlflow.start_run():
@@ -74,7 +74,7 @@ def test_photo_model_logged_from_code_answers_photos_with_pickles_refused(tmp_pa
 
 
 def test_rows_that_are_not_bytes_get_an_error():
-    from fer.photo_model import _photo_bytes
+    from fer.inference.photo_model import _photo_bytes
 
     assert _photo_bytes(base64.b64encode(b"abc").decode(), "row 0") == b"abc"
     with pytest.raises(ValueError, match="row 1: not an image: text that is not base64"):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fer.augment import AugmentConfig, augment
-from fer.preprocess import normalize
+from fer.data.augment import AugmentConfig, augment
+from fer.data.preprocess import normalize
 
 
 def test_normalize_stretches_each_image_to_unit_range():
@@ -98,7 +98,7 @@ def blurred(images, radius: float):
 
 
 def test_sharpness_falls_with_blur():
-    from fer.preprocess import sharpness
+    from fer.data.preprocess import sharpness
     from tests.conftest import synthetic_faces
 
     x, _ = synthetic_faces(5, seed=3)
@@ -108,7 +108,7 @@ def test_sharpness_falls_with_blur():
 
 @pytest.mark.parametrize("radius", [1.5, 3.0])
 def test_sharpness_guard_names_a_blurred_training_split(radius):
-    from fer.train import sharpness_warning
+    from fer.training.trainer import sharpness_warning
     from tests.conftest import synthetic_faces
 
     train, _ = synthetic_faces(10, seed=2)

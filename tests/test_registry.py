@@ -22,9 +22,9 @@ import torch
 from mlflow import MlflowClient
 
 from fer import LABELS, REGISTERED_MODEL
+from fer.inference.mlflow_model import log_model, pip_requirements
+from fer.inference.weights import bundled_card, load_model
 from fer.model import count_parameters, create_model
-from fer.tracking import log_model, pip_requirements
-from fer.weights import bundled_card, load_model
 from registry import ALIAS, HISTORY_TAG, Registry, RegistryError, refuse_pickle
 from registry.__main__ import COMMANDS, main, ui_command
 from tests.conftest import ROOT, free_port, tracking_at

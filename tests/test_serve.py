@@ -60,8 +60,8 @@ def test_mlflow_models_serve_answers_photos_and_follows_the_alias(tmp_path, mlfl
     import torch
 
     from fer import REGISTERED_MODEL
+    from fer.inference.mlflow_model import log_model
     from fer.model import create_model
-    from fer.tracking import log_model
     from registry import Registry
 
     registry = Registry(mlflow_store)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from fer import REGISTERED_MODEL
-from fer.evaluate import predict_proba
-from fer.weights import load_model, validation_split
+from fer.evaluation.metrics import predict_proba
+from fer.inference.weights import load_model
+from fer.training.config import validation_split
 from tests.conftest import fer_cli, synthetic_faces
 
 ARGS = ["--epochs", "3", "--batch-size", "16", "--progress", "false", "--val", "public"]

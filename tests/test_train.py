@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer import train
-from fer.config import recipe
 from fer.model import count_parameters, create_model
-from fer.train import EarlyStopping, Plateau, autocast_bf16, channels_last_choice, cosine_lr, native_bf16
+from fer.training import trainer as train
+from fer.training.config import recipe
+from fer.training.trainer import EarlyStopping, Plateau, autocast_bf16, channels_last_choice, cosine_lr, native_bf16
 from tests.conftest import ROOT, fer_cli
 
 
@@ -275,10 +275,10 @@ def test_a_narrow_network_trains_on_one_thread_on_this_cpu(tmp_path):
     script = """
 import sys
 import torch
-from fer.augment import AugmentConfig
-from fer.config import TrainConfig
+from fer.data.augment import AugmentConfig
+from fer.training.config import TrainConfig
 from fer.model import ModelConfig
-from fer.train import Trainer
+from fer.training.trainer import Trainer
 cfg = TrainConfig(epochs=1, batch_size=16, threads=1, out=sys.argv[1], progress=False)
 cfg.model, cfg.augment = ModelConfig(stem_channels=4, widths=(8, 8, 8, 8)), AugmentConfig(0, 0, 0, 0, 0)
 x, y = torch.randint(0, 256, (32, 48, 48), dtype=torch.uint8).numpy(), torch.arange(32).remainder(7).numpy()
@@ -313,7 +313,7 @@ def test_train_warns_when_its_training_faces_are_blurred(tmp_path, mlflow_store)
 
 
 def test_sqrt_class_weights_favour_the_rare_class_and_average_one():
-    from fer.train import sqrt_inverse_weights
+    from fer.training.trainer import sqrt_inverse_weights
 
     y = torch.tensor([0] * 100 + [1] * 4 + [2] * 25)
     w = sqrt_inverse_weights(y, 4)
@@ -411,7 +411,7 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
 
 def one_epoch_checkpoint(path: Path, config: dict, net: torch.nn.Module) -> None:
     """A checkpoint as `fer train` leaves one after an epoch (best validation accuracy 0.5), holding `net`."""
-    from fer.train import RunState
+    from fer.training.trainer import RunState
 
     state = RunState(epoch=0, best_value=0.5, best_epoch=0, history=[{"epoch": 0, "epoch_seconds": 1.0}])
     torch.save({"config": config, "model": net.state_dict(), "best_model": net.state_dict(), "state": state.__dict__},
@@ -420,8 +420,8 @@ def one_epoch_checkpoint(path: Path, config: dict, net: torch.nn.Module) -> None
 
 def test_bundle_card_shows_a_checkpoints_config_as_it_reads_today(tmp_path):
     # a run trained before an option was retired: its card must not show that option as if it still applied
-    from fer.bundle import load_runs
-    from fer.config import TrainConfig
+    from fer.training.config import TrainConfig
+    from fer.training.runs import load_runs
 
     old = recipe("production").to_dict() | {"match_blur": True}
     net = create_model(recipe("production").model)
@@ -433,8 +433,8 @@ def test_bundle_card_shows_a_checkpoints_config_as_it_reads_today(tmp_path):
 
 def test_a_distilled_runs_card_trains_its_teachers_first(tmp_path, monkeypatch):
     # the bundled card's command must rebuild the model from nothing: the teachers' commands come before the student's
-    from fer.bundle import load_runs
-    from fer.config import command_for
+    from fer.training.config import command_for
+    from fer.training.runs import load_runs
 
     monkeypatch.chdir(tmp_path)  # --distill names run folders as the student's working directory saw them
     net = create_model(recipe("production").model)
@@ -457,10 +457,10 @@ def test_a_distilled_runs_card_trains_its_teachers_first(tmp_path, monkeypatch):
 
 def test_distillation_teaches_the_teachers_answers_not_the_labels(tmp_path):
     # a teacher that is sure every face shows the next emotion: a student that only listens to it learns that
-    from fer.augment import AugmentConfig
-    from fer.config import TrainConfig
+    from fer.data.augment import AugmentConfig
     from fer.model import ModelConfig
-    from fer.train import Trainer
+    from fer.training.config import TrainConfig
+    from fer.training.trainer import Trainer
 
     g = torch.Generator().manual_seed(0)
     y = torch.arange(7).repeat(16)
@@ -483,8 +483,8 @@ def test_distillation_teaches_the_teachers_answers_not_the_labels(tmp_path):
 
 
 def test_distillation_loss_is_zero_when_student_agrees_and_has_the_scale_of_cross_entropy(tmp_path):
-    from fer.config import TrainConfig
-    from fer.train import Trainer
+    from fer.training.config import TrainConfig
+    from fer.training.trainer import Trainer
 
     trainer = Trainer(TrainConfig(out=str(tmp_path), distill="t", distill_temperature=4.0))
     logits = torch.randn(5, 7)

@@ -51,7 +51,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    from fer.tracking import save_weights
+    from fer.inference.weights import save_weights
 
     return save_weights(create_model().eval(), tmp_path_factory.mktemp("weights") / "w.pt")
 
@@ -107,7 +107,7 @@ def test_smoothing_is_stated_and_keeps_probabilities(clip, weights, tmp_path):
 
 
 def test_smoother_averages_over_time():
-    from fer.video import Smoother
+    from fer.inference.video import Smoother
 
     s = Smoother(seconds=1.0)
     first, second = np.array([1.0, 0.0]), np.array([0.0, 1.0])
@@ -118,7 +118,7 @@ def test_smoother_averages_over_time():
 
 
 def test_tracker_ids_new_faces_and_ends_missed_tracks():
-    from fer.video import Tracker
+    from fer.inference.video import Tracker
 
     tr = Tracker(max_missed_s=1.0)
     assert tr.update(0.0, [[0, 0, 50, 60], [300, 0, 350, 60]]) == [1, 2]
@@ -184,7 +184,7 @@ def test_bad_clips_get_their_message_and_the_run_goes_on(clip, weights, tmp_path
 
 
 def test_limits_are_named(clip):
-    from fer.video import VideoError, open_clip, sampled_frames
+    from fer.inference.video import VideoError, open_clip, sampled_frames
 
     with pytest.raises(VideoError, match=r"^walk.mp4: clip too long \(3 s; the limit is 2 s\)$"):
         open_clip(clip, max_seconds=2)

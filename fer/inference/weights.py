@@ -16,7 +16,7 @@ from torch import nn
 
 from fer.model import MiniXception, ModelConfig, create_model
 
-BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"  # fer/bundled
 BUNDLED_WEIGHTS = BUNDLED_DIR / "model.pt"
 BUNDLED_CARD = BUNDLED_DIR / "card.json"
 
@@ -38,6 +38,14 @@ class ExportedModel(nn.Module):
     def train(self, mode: bool = True):  # the exported graph is frozen in eval mode
         self.training = False
         return self
+
+
+def save_weights(model: torch.nn.Module, path: Path, card: dict | None = None) -> Path:
+    """The product's own weights format: config + state dict + model card, loadable with weights_only=True."""
+    cfg = model.cfg.to_dict() if hasattr(model, "cfg") else {}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save({"format": "fer-weights-v1", "config": cfg, "state_dict": state, "card": card or {}}, path)
+    return path
 
 
 def bundled_card() -> dict:
@@ -95,26 +103,6 @@ def load_model(spec: str = "bundled") -> tuple[nn.Module, dict]:
     if Path(spec).exists():
         return load_weights(spec)
     raise ModelLoadError(f"{spec!r}: not a file, 'bundled', or an MLflow URI such as models:/fer-emotion@production")
-
-
-def validation_split(card: dict) -> tuple[str, float, int] | None:
-    """The validation split a model was selected on, as `fer.data.train_val(ds, *split)` draws it, from the card
-    `load_model` gave: its training config, or the parameters of the MLflow run that logged it. None where
-    neither says."""
-    from fer.config import TrainConfig
-
-    keys = {"val": str, "val_fraction": float, "seed": int, "split_seed": int}
-    given = card.get("config")
-    if not isinstance(given, dict) and card.get("run_id"):
-        import mlflow
-
-        try:
-            given = mlflow.tracking.MlflowClient().get_run(card["run_id"]).data.params
-        except Exception:  # noqa: BLE001 - a run since deleted, or another tracking store
-            given = None
-    if not isinstance(given, dict) or "seed" not in given:
-        return None
-    return TrainConfig.from_dict({k: kind(given[k]) for k, kind in keys.items() if k in given}).validation_split
 
 
 def for_inference(model: nn.Module) -> nn.Module:

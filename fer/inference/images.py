@@ -1,6 +1,6 @@
 """Read the images users really send into RGB, or say in one line why not.
 
-    python -c "from fer.images import read_image; print(read_image('photo.jpg'))"
+    python -c "from fer.inference.images import read_image; print(read_image('photo.jpg'))"
 
 `read_image` takes a path or the bytes of an upload and returns an RGB image
 with its EXIF orientation applied. Every mode Pillow decodes is brought to
@@ -16,7 +16,7 @@ fills the rest with grey), and with DCT scaling: a photo whose long side is
 over `DECODE_MIN_SIDE` is decoded at 1/2, 1/4 or 1/8 of its size, as long as
 it keeps at least that many pixels, so a 48-megapixel photo costs tens of MB,
 not hundreds. `image.info["original_size"]` then holds the size of the file's
-own pixels (after EXIF orientation), and `fer.faces` reports boxes in them.
+own pixels (after EXIF orientation), and `fer.inference.faces` reports boxes in them.
 A JPEG whose header declares more pixels than its bytes can hold is refused
 before any pixel is decoded.
 """
@@ -248,7 +248,7 @@ def _stretch_to_8bit(im: Image.Image) -> Image.Image:
     if not finite.any():
         return Image.new("L", im.size, 0)
     lo, hi = float(a[finite].min()), float(a[finite].max())
-    if hi <= lo:  # no contrast to stretch, as in fer.preprocess.normalize
+    if hi <= lo:  # no contrast to stretch, as in fer.data.preprocess.normalize
         return Image.new("L", im.size, 0)
     out = np.where(finite, (a - lo) * (255.0 / (hi - lo)), 0.0)
     return Image.fromarray(np.rint(out).astype(np.uint8))

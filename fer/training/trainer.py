@@ -7,7 +7,7 @@
 Each epoch: shuffle, normalise (eq. 1), augment on the batch, step; then
 validate, step the plateau schedule, keep the best weights and write a
 checkpoint atomically. At the end the best weights get a temperature fitted
-on the validation split (fer.calibration), are evaluated on PublicTest and
+on the validation split (fer.evaluation.calibration), are evaluated on PublicTest and
 logged to MLflow with the figures and the model.
 """
 
@@ -26,14 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer import LABELS, dist
-from fer.augment import augment
-from fer.calibration import calibrate
-from fer.config import TrainConfig, split_in_words
-from fer.data import USAGES, Fer2013, load, train_val_index
-from fer.evaluate import Metrics, evaluate_arrays
+from fer import LABELS
+from fer.data.augment import augment
+from fer.data.fer2013 import USAGES, Fer2013, load, train_val_index
+from fer.data.preprocess import normalize, sharpness
+from fer.evaluation.calibration import calibrate
+from fer.evaluation.metrics import Metrics, evaluate_arrays
 from fer.model import count_parameters, create_model, load_grown
-from fer.preprocess import normalize, sharpness
+from fer.training import dist
+from fer.training.config import TrainConfig, split_in_words
 
 
 class Plateau:
@@ -472,9 +473,9 @@ TARGETS = {"fer2013": len(LABELS), "ferplus": 8, "mix": 8}  # --labels, and the 
 
 def initial_model(spec: str):
     """The network `--init` names, to fine-tune: 'bundled' (or 'bundled:NAME'), a run folder or a weights file."""
-    from fer.bundle import run_checkpoint
+    from fer.inference.weights import ModelLoadError, load_model, load_weights
     from fer.model import MiniXception
-    from fer.weights import ModelLoadError, load_model, load_weights
+    from fer.training.runs import run_checkpoint
 
     try:
         model, _ = load_weights(run_checkpoint(spec)) if Path(spec).is_dir() else load_model(spec)
@@ -516,7 +517,7 @@ def training_faces(cfg: TrainConfig, ds: Fer2013) -> Faces:
             ds.images[test] if len(test) else None,
             ds.labels[test] if len(test) else None,
         )
-    from fer.votes import default_votes, read_votes
+    from fer.data.votes import default_votes, read_votes
 
     path = cfg.votes or default_votes(cfg.data)
     if not path:
@@ -554,7 +555,7 @@ def training_faces(cfg: TrainConfig, ds: Fer2013) -> Faces:
 
 def run(cfg: TrainConfig, resume: bool = False) -> dict:
     """The whole training command: data, model, loop, final evaluation and MLflow logging."""
-    from fer import tracking
+    from fer.training import mlflow_runs as tracking
 
     if not cfg.progress:  # nor MLflow's bars while it logs the model: a log file gets one line per epoch
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -630,20 +631,15 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict:
         dist.cleanup()
 
 
-def teacher_runs(cfg: TrainConfig) -> list[str]:
-    """The run folders (or checkpoints) named by --distill."""
-    return [r.strip() for r in cfg.distill.split(",") if r.strip()]
-
-
 def teacher_logits(cfg: TrainConfig, x_train, y_train, log=print) -> torch.Tensor:
     """The teacher's logits (the runs in --distill, stacked into one ensemble, with their test-time
     augmentation) for every training face. The teacher must have been selected on the student's validation
     split, or the student would learn from a teacher that saw its validation faces."""
-    from fer.bundle import load_runs
-    from fer.evaluate import predict_logits
-    from fer.weights import ModelLoadError
+    from fer.evaluation.metrics import predict_logits
+    from fer.inference.weights import ModelLoadError
+    from fer.training.runs import load_runs
 
-    runs = teacher_runs(cfg)
+    runs = cfg.teachers
     try:
         teacher, info = load_runs(runs)
     except ModelLoadError as e:
@@ -673,11 +669,11 @@ def kept_teacher_logits(cfg: TrainConfig, out: Path, x_train, y_train, log=print
     """`teacher_logits`, kept in the run folder `out`: a resumed run reads them back (computing them takes minutes
     for an ensemble of wide networks). They are computed anew when the training faces or a teacher's checkpoint
     (its path, size or modification time) differ from those they were computed from."""
-    from fer.bundle import run_checkpoint
-    from fer.weights import ModelLoadError
+    from fer.inference.weights import ModelLoadError
+    from fer.training.runs import run_checkpoint
 
     try:
-        ckpts = [run_checkpoint(r) for r in teacher_runs(cfg)]
+        ckpts = [run_checkpoint(r) for r in cfg.teachers]
     except ModelLoadError:  # nothing to key on: teacher_logits stops with the message
         ckpts = None
     key = ckpts and {

@@ -17,8 +17,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer import EMOTIONS, LABELS
-from fer.calibration import expected_calibration_error
-from fer.preprocess import normalize
+from fer.data.preprocess import normalize
+
+ECE_BINS = 15
+
+
+def expected_calibration_error(proba: torch.Tensor, labels, bins: int = ECE_BINS) -> float:
+    """Sum over equal-width confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
+    rows = reliability(proba, labels, bins)
+    total = sum(r["n"] for r in rows)
+    if not total:
+        return float("nan")
+    return sum(r["n"] / total * abs(r["accuracy"] - r["confidence"]) for r in rows if r["n"])
+
+
+def reliability(proba: torch.Tensor, labels, bins: int = ECE_BINS) -> list[dict]:
+    """Per confidence bin: its range, how many predictions fall in it, their mean confidence and accuracy."""
+    proba = torch.as_tensor(proba, dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    conf, pred = proba.max(dim=1)
+    correct = (pred == y).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    rows = []
+    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        inside = (conf > lo) & (conf <= hi)
+        n = int(inside.sum())
+        rows.append(
+            {
+                "lo": lo,
+                "hi": hi,
+                "n": n,
+                "confidence": conf[inside].mean().item() if n else None,
+                "accuracy": correct[inside].mean().item() if n else None,
+            }
+        )
+    return rows
 
 
 @dataclass
@@ -27,7 +60,7 @@ class Metrics:
     accuracy: float
     n: int
     confusion: np.ndarray  # (C, C) counts, rows true, columns predicted
-    ece: float = float("nan")  # expected calibration error, 15 equal-width confidence bins (fer.calibration)
+    ece: float = float("nan")  # expected calibration error, 15 equal-width confidence bins (fer.evaluation.calibration)
     classes: tuple[str, ...] = LABELS  # the emotions of the rows and columns
     kl: float = float("nan")  # mean KL divergence from the crowd's votes to the predicted distribution (FER+)
 
@@ -108,6 +141,8 @@ def metrics_from_proba(
     n_labels = n_labels or proba.shape[1]
     if proba.shape[1] > n_labels:
         proba = proba[:, :n_labels] / proba[:, :n_labels].sum(1, keepdim=True)
+    elif proba.shape[1] < n_labels:  # a 7-emotion model against the crowd's 8: it never says contempt
+        proba = F.pad(proba, (0, n_labels - proba.shape[1]))
     classes = EMOTIONS[: proba.shape[1]]
     loss = F.nll_loss(proba.clamp_min(1e-12).log(), y).item() if len(y) else float("nan")
     pred = proba.argmax(1)

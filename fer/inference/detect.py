@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torchvision.ops import nms, roi_align
 
-from fer.images import to_rgb
+from fer.inference.images import to_rgb
 
 PNET_WINDOW = 12  # P-net's receptive field: a face of min_face pixels is looked for at scale 12/min_face
 MIN_FACE = 40  # default smallest face, in the image's own pixels (FER2013 faces are 48 px)
@@ -224,6 +224,20 @@ class FaceDetector:
         best = prob.view(len(boxes), 9).argmax(1) + torch.arange(len(boxes)) * 9
         found = found[best][prob[best] > self.thresholds[2]]
         return self._output(image, _square(found), 1.0) if len(found) else _EMPTY
+
+    @torch.no_grad()
+    def landmarks(self, image: Image.Image, boxes) -> np.ndarray:
+        """(N, 5, 2) float32: MTCNN's five points (left eye, right eye, nose, mouth's left and right corners, as
+        seen in the image) of each face box, in the image's pixels, from the O-net on the box's square."""
+        image = to_rgb(image)
+        squares = _square(torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)))
+        if not len(squares):
+            return np.zeros((0, 5, 2), np.float32)
+        points = self.onet(self._crops(image, squares, 48, 1.0).contiguous(memory_format=torch.channels_last))[1]
+        w, h = squares[:, 2] - squares[:, 0], squares[:, 3] - squares[:, 1]
+        x = squares[:, :1] + points[:, :5] * w[:, None]
+        y = squares[:, 1:2] + points[:, 5:] * h[:, None]
+        return torch.stack([x, y], 2).numpy().astype(np.float32)
 
     def _output(self, image: Image.Image, squares: torch.Tensor, base: float) -> tuple[np.ndarray, np.ndarray]:
         boxes, prob = self._stage(image, squares, self.onet, 48, self.thresholds[2], base)

@@ -12,33 +12,18 @@ import hashlib
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import mlflow
 import numpy as np
-import torch
 
 from fer import REGISTERED_MODEL
-from fer.config import TrainConfig, command_for
-from fer.evaluate import Metrics
+from fer.evaluation.metrics import Metrics
+from fer.inference.mlflow_model import log_model
+from fer.inference.weights import save_weights
+from fer.training.config import TrainConfig, command_for
 
 EXPERIMENT = "fer-training"
-INPUT_EXAMPLE = np.zeros((2, 1, 48, 48), dtype=np.float32)  # batch > 1 so torch.export keeps the batch dynamic
-
-
-def pip_requirements() -> list[str]:
-    import importlib.metadata as md
-
-    return [f"torch=={md.version('torch')}", f"numpy=={md.version('numpy')}"]
-
-
-def save_weights(model: torch.nn.Module, path: Path, card: dict | None = None) -> Path:
-    """The product's own weights format: config + state dict + model card, loadable with weights_only=True."""
-    cfg = model.cfg.to_dict() if hasattr(model, "cfg") else {}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save({"format": "fer-weights-v1", "config": cfg, "state_dict": state, "card": card or {}}, path)
-    return path
 
 
 @contextlib.contextmanager
@@ -145,91 +130,8 @@ class RunTracker:
         return result
 
 
-def log_model(model: torch.nn.Module, registered_name: str | None, card: dict) -> dict:
-    """Log `model` as the photo model of fer/photo_model.py (a pyfunc from code whose artifact is the classifier
-    in the `pt2` format: nothing pickled) and register it. `mlflow models serve` and `spark_udf` serve it
-    as photos in, faces out; the demo loads the classifier graph inside it."""
-    info = log_photo_model(model, name="model")
-    result = {"model_uri": info.model_uri, "run_id": mlflow.active_run().info.run_id}
-    if registered_name:
-        mv = mlflow.register_model(info.model_uri, registered_name)
-        client = mlflow.tracking.MlflowClient()
-        for k, v in version_tags(card).items():
-            client.set_model_version_tag(registered_name, mv.version, k, v)
-        result.update(registered_name=registered_name, registered_version=mv.version)
-    return result
-
-
-PHOTO_MODEL_CODE = Path(__file__).with_name("photo_model.py")
-
-
-def photo_requirements() -> list[str]:
-    """What the photo model imports: the product's dependencies at the versions installed here."""
-    import importlib.metadata as md
-
-    names = ("torch", "torchvision", "facenet-pytorch", "numpy", "pillow", "simplejpeg", "pandas", "mlflow")
-    return [f"{n}=={md.version(n)}" for n in names]
-
-
-def log_photo_model(model: torch.nn.Module, name: str = "model"):
-    """Log, in the active run, the pyfunc model of fer/photo_model.py (photos in, faces out) from code: the
-    classifier as an MLflow pytorch model in the pt2 format and MTCNN's weights are its artifacts, the `fer`
-    package its code. Returns MLflow's ModelInfo."""
-    import shutil
-    import tempfile
-
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    from fer.detect import mtcnn_weights
-
-    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
-    with tempfile.TemporaryDirectory(prefix="fer-photo-model-") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        classifier = Path(tmp) / "classifier"
-        mlflow.pytorch.save_model(
-            model, str(classifier), input_example=INPUT_EXAMPLE, pip_requirements=pip_requirements()
-        )
-        mtcnn = Path(tmp) / "mtcnn"
-        mtcnn.mkdir()
-        for net in ("pnet", "rnet", "onet"):
-            shutil.copy(mtcnn_weights() / f"{net}.pt", mtcnn / f"{net}.pt")
-        code = Path(tmp) / "code" / "fer"  # the package without its bundled weights (the classifier is an artifact)
-        shutil.copytree(Path(__file__).parent, code, ignore=shutil.ignore_patterns("bundled", "__pycache__"))
-        signature = ModelSignature(
-            inputs=Schema([ColSpec("binary", "image")]),
-            outputs=Schema([ColSpec("string", "faces"), ColSpec("string", "error")]),
-        )
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(PHOTO_MODEL_CODE),
-            artifacts={"classifier": str(classifier), "mtcnn": str(mtcnn)},
-            code_paths=[str(code)],
-            signature=signature,
-            pip_requirements=photo_requirements(),
-        )
-
-
-def version_tags(card: dict) -> dict[str, str]:
-    tags = {"recipe": card.get("recipe", ""), "params": str(card.get("params", ""))}
-    test = card.get("publictest") or {}
-    if test:
-        tags["publictest_accuracy"] = f"{test['accuracy']:.4f}"
-        for k, v in test.get("per_class", {}).items():
-            tags[f"publictest_acc_{k}"] = f"{v:.4f}"
-    calibration = card.get("calibration") or {}
-    if "temperature" in calibration:
-        tags["temperature"] = f"{calibration['temperature']:.4f}"
-    if "test_ece_after" in calibration:
-        tags["publictest_ece"] = f"{calibration['test_ece_after']:.4f}"
-        tags["publictest_ece_before_temperature"] = f"{calibration['test_ece_before']:.4f}"
-    if card.get("validation"):
-        tags["val_accuracy"] = f"{card['validation']['accuracy']:.4f}"
-    return tags
-
-
 def calibration_summary(calibration: dict) -> dict:
-    """What a model card keeps of fer.calibration.calibrate's report: the figures, not the per-bin rows."""
+    """What a model card keeps of fer.evaluation.calibration.calibrate's report: the figures, not the per-bin rows."""
     return {k: v for k, v in calibration.items() if "reliability" not in k}
 
 
@@ -260,7 +162,3 @@ def model_card(cfg: TrainConfig, state, val: Metrics, test: Metrics | None, dige
         if not np.isnan(test.kl):
             card["publictest"].update(against="the FER+ crowd's majority", mean_kl=test.kl)
     return card
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()

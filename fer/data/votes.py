@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fer import EMOTIONS
-from fer.data import DataError
+from fer.data.fer2013 import DataError
 
 # the vote columns of votes.csv, in FER+'s order, and the product's name for each
 FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")

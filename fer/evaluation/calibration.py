@@ -17,39 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ECE_BINS = 15
-
-
-def expected_calibration_error(proba: torch.Tensor, labels, bins: int = ECE_BINS) -> float:
-    """Sum over equal-width confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
-    rows = reliability(proba, labels, bins)
-    total = sum(r["n"] for r in rows)
-    if not total:
-        return float("nan")
-    return sum(r["n"] / total * abs(r["accuracy"] - r["confidence"]) for r in rows if r["n"])
-
-
-def reliability(proba: torch.Tensor, labels, bins: int = ECE_BINS) -> list[dict]:
-    """Per confidence bin: its range, how many predictions fall in it, their mean confidence and accuracy."""
-    proba = torch.as_tensor(proba, dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    conf, pred = proba.max(dim=1)
-    correct = (pred == y).double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    rows = []
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        inside = (conf > lo) & (conf <= hi)
-        n = int(inside.sum())
-        rows.append(
-            {
-                "lo": lo,
-                "hi": hi,
-                "n": n,
-                "confidence": conf[inside].mean().item() if n else None,
-                "accuracy": correct[inside].mean().item() if n else None,
-            }
-        )
-    return rows
+from fer.evaluation.metrics import ECE_BINS, expected_calibration_error, predict_logits, reliability
 
 
 def fit_temperature(logits: torch.Tensor, labels, lo: float = 0.05, hi: float = 20.0) -> float:
@@ -81,8 +49,7 @@ def fit_temperature(logits: torch.Tensor, labels, lo: float = 0.05, hi: float = 
 
 
 def logits_of(model, images) -> torch.Tensor:
-    """(N, H, W) uint8 faces -> (N, 7) logits as served (test-time augmentation included), at temperature 1."""
-    from fer.evaluate import predict_logits  # fer.evaluate imports this module
+    """(N, H, W) uint8 faces -> (N, C) logits as served (test-time augmentation included), at temperature 1."""
 
     t_before = model.cfg.temperature
     model.cfg.temperature = 1.0

@@ -1,8 +1,9 @@
 """The MLflow pyfunc model of a registered version: photos in, the per-face result of `fer predict --json` out.
 
-Logged with MLflow's *models from code* (`fer.tracking.log_photo_model` passes this file as `python_model`), so
-nothing is pickled: this file, the `fer` package (`code_paths`), the classifier graph (an MLflow pytorch model in
-the pt2 format, artifact `classifier`) and MTCNN's weights (artifact `mtcnn`) travel with the model.
+Logged with MLflow's *models from code* (`fer.inference.mlflow_model.log_photo_model` passes this file as
+`python_model`), so nothing is pickled: this file, the `fer` package (`code_paths`), the classifier graph (an
+MLflow pytorch model in the pt2 format, artifact `classifier`) and MTCNN's weights (artifact `mtcnn`) travel with
+the model.
 
 Input: a DataFrame whose `image` column holds each photo's bytes (base64 text over REST, where the signature's
 `binary` type decodes it; raw bytes from Spark's `binaryFile` source or pandas). Output: one row per photo,
@@ -28,9 +29,9 @@ class PhotoModel(PythonModel):
     def load_context(self, context) -> None:
         import torch
 
-        from fer.faces import FacePipeline
-        from fer.memory import keep_freed_memory
-        from fer.weights import ExportedModel
+        from fer.inference.faces import FacePipeline
+        from fer.inference.memory import keep_freed_memory
+        from fer.inference.weights import ExportedModel
 
         keep_freed_memory()  # a serving worker: photos reuse the heap instead of faulting pages in again
 
@@ -38,7 +39,7 @@ class PhotoModel(PythonModel):
         self.pipeline = FacePipeline(ExportedModel(program.module()), mtcnn_weights=context.artifacts["mtcnn"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # (hint: no MLflow warning)
-        from fer.images import ImageError, read_image
+        from fer.inference.images import ImageError, read_image
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         column = INPUT_COLUMN if INPUT_COLUMN in frame.columns else frame.columns[0]

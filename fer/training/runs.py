@@ -1,41 +1,28 @@
-"""Ship a run's best weights inside the package, with a model card, as the `bundled` model.
+"""Run folders of `fer train` read back: a run's best weights with its card's training part, several runs' stacked
+into one ensemble, and the commands that trained them.
 
-    python -m fer bundle runs/paper --data ../shared/data/fer2013
+    python -c "from fer.training.runs import load_runs; print(load_runs(['runs/a', 'runs/b'])[1]['command'])"
 
-The card carries what a user needs to trust the model: PublicTest accuracy,
-per-class accuracy and confusion matrix, the temperature fitted on the run's
-validation split with the expected calibration error before and after,
-parameters, epochs run, recipe, the training command, the training time, the
-milliseconds to classify one face on the machine that bundled it and the
-SHA-256 of the data it was trained on. The reliability diagram is written
-beside the card.
+`fer bundle` ships what this reads; `fer train --distill` learns from it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
 
-from fer import data, plots
-from fer.calibration import calibrate
-from fer.config import TrainConfig, command_for, split_in_words
-from fer.evaluate import evaluate_arrays, ms_per_face
-from fer.model import ModelConfig, count_parameters, create_model, stack
-from fer.tracking import calibration_summary, save_weights
-from fer.weights import BUNDLED_DIR, ModelLoadError, for_inference
+from fer.inference.weights import ModelLoadError
+from fer.model import ModelConfig, create_model, stack
+from fer.training.config import TrainConfig, command_for, split_in_words
 
 
 def training_commands(config: dict, _chain: frozenset[str] = frozenset()) -> str:
     """The `fer train` command of this config, after those of its --distill teachers (and of theirs): the lines
     that train the model from nothing, each once. A teacher whose checkpoint is not on this machine is named in a
     comment."""
-    from fer.train import teacher_runs
-
     lines = []
-    for run in teacher_runs(TrainConfig.from_dict(config)):
+    for run in TrainConfig.from_dict(config).teachers:
         try:
             ckpt = str(run_checkpoint(run).resolve())
         except ModelLoadError:
@@ -147,51 +134,3 @@ def load_runs(runs: str | Path | list[str | Path]) -> tuple[torch.nn.Module, dic
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     members = [_from_checkpoint(run_checkpoint(r)) for r in runs]
     return members[0] if len(members) == 1 else ensemble(members, runs)
-
-
-def bundle(
-    runs: str | Path | list[str | Path], data_source: str | Path, to: str | Path | None = None, tta: str = "model"
-) -> dict:
-    """Bundle a run's best weights, or several runs' as one ensemble (their logits averaged in one graph; the
-    runs must share the network's shape and the validation split). `tta` other than 'model' changes the
-    inference-time augmentation first (choose it on the validation part of Training:
-    `fer evaluate --split val --tta ...`)."""
-    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    model, info = load_runs(runs)
-    if tta != "model":
-        model.set_tta(tta)
-        info["config"]["model"].update(flip_tta=model.cfg.flip_tta, tta_shift=model.cfg.tta_shift)
-        if len(runs) == 1:
-            info["command"] = training_commands(info["config"])
-    ds = data.load(data_source, quiet=True)
-    cfg = info["config"]
-    _, (x_val, y_val) = data.train_val(ds, *TrainConfig.from_dict(cfg).validation_split)
-    x, y = ds.split("PublicTest")
-    calibration = calibrate(model, x_val, y_val, x, y)  # the run's own validation split, as `fer train` does
-    if len(runs) > 1:
-        info["validation"] = {"accuracy": evaluate_arrays(model, x_val, y_val, channels_last=False).accuracy}
-    m = evaluate_arrays(model, x, y, channels_last=False)
-    out = Path(to) if to else BUNDLED_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    cfg["model"]["temperature"] = model.cfg.temperature
-    plots.reliability_diagram(calibration).savefig(out / "reliability.png", dpi=80, bbox_inches="tight")
-    card = {
-        "name": model.cfg.name,
-        "params": count_parameters(model),
-        **info,
-        "publictest": {
-            "accuracy": m.accuracy,
-            "n": m.n,
-            "per_class": m.per_class,
-            "confusion_matrix": m.confusion.tolist(),
-            "labels": list(m.to_dict()["labels"]),
-        },
-        "calibration": calibration_summary(calibration),
-        "data_sha256": ds.digest,
-        "ms_per_face": round(ms_per_face(for_inference(model)), 2),
-        "ms_per_face_measured_on": f"{os.cpu_count()} CPU cores, 1 torch thread, batch of one, as served "
-        "(fer.weights.for_inference)",
-    }
-    save_weights(model, out / "model.pt", card)
-    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    return card

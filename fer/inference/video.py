@@ -5,7 +5,7 @@
 A clip is decoded with PyAV (FFmpeg: any container and codec FFmpeg reads), frame by frame, and sampled at
 `fps` frames per second of video time (0: every frame); each sample goes through the photo pipeline
 (`FacePipeline.analyze`). Nothing but the current frame is held, so memory does not grow with the clip's
-length (the tracks' probabilities kept for the timeline figure are 7 numbers per face per sample).
+length (the tracks' probabilities kept for the timeline figure are 7 or 8 numbers per face per sample).
 
 Tracks: a face takes the id of the track whose last box is nearest (centre distance at most `TRACK_MAX_SHIFT`
 of the box's width, sizes within a factor 1.5; greedy, nearest first), so a face keeps its id while it moves
@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer import LABELS
-
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp"}
 DEFAULT_FPS = 5.0  # samples per second of video: emotions change over a second, not a frame
 TRACK_MAX_SHIFT = 1.0  # a face continues a track when its centre moved at most this many box widths
 TRACK_MAX_SCALE = 1.5  # ... and its width changed by at most this factor
 TRACK_MAX_MISSED_S = 1.0  # a track not seen for longer than this ends
-CSV_COLUMNS = ["video", "t", "frame", "track", "x1", "y1", "x2", "y2", "emotion", *LABELS, "smooth_s"]
+
+
+def csv_columns(classes: tuple[str, ...]) -> list[str]:
+    """The CSV header for a model reading `classes` (FacePipeline.classes): a column per emotion it knows."""
+    return ["video", "t", "frame", "track", "x1", "y1", "x2", "y2", "emotion", *classes, "smooth_s"]
 
 
 class VideoError(ValueError):
@@ -228,10 +230,11 @@ def analyze_clip(
         ids = tracker.update(t, [f.box for f in analysis.faces])
         faces = []
         for face, track in zip(analysis.faces, ids):
-            p = smoother(track, t, np.array([face.probabilities[k] for k in LABELS]))
+            classes = list(face.probabilities)
+            p = smoother(track, t, np.array(list(face.probabilities.values())))
             d = face.to_dict()
-            d["probabilities"] = {k: float(v) for k, v in zip(LABELS, p)}
-            d["emotion"] = LABELS[int(np.argmax(p))]
+            d["probabilities"] = {k: float(v) for k, v in zip(classes, p)}
+            d["emotion"] = classes[int(np.argmax(p))]
             d["track"] = track
             faces.append(d)
         result = {"t": round(t, 4), "frame": index, "faces": faces}
@@ -245,7 +248,7 @@ def csv_rows(result: dict, smooth: float) -> list[list]:
     for f in result["faces"]:
         p = f["probabilities"]
         rows.append(
-            [result["t"], result["frame"], f["track"], *f["box"], f["emotion"], *(round(p[k], 5) for k in LABELS)]
+            [result["t"], result["frame"], f["track"], *f["box"], f["emotion"], *(round(v, 5) for v in p.values())]
             + [smooth or ""]
         )
     return rows
@@ -266,14 +269,16 @@ class ClipWriter:
             self.timeline_path = annotate_dir / f"{stem}-timeline.png"
         self._out = self._stream = None
         self.history: dict[int, list[tuple[float, list[float]]]] = {}
+        self.classes: list[str] = []  # the emotions of the probabilities in `history`
         self.frames_written = 0
 
     def add(self, result: dict, image: Image.Image, analysis) -> None:
         if self.csv is not None:
             for row in csv_rows(result, self.smooth):
-                self.csv.writerow([self.name, *row])  # the clip as given, then CSV_COLUMNS[1:]
+                self.csv.writerow([self.name, *row])  # the clip as given, then csv_columns(...)[1:]
         for f in result["faces"]:
-            self.history.setdefault(f["track"], []).append((result["t"], [f["probabilities"][k] for k in LABELS]))
+            self.history.setdefault(f["track"], []).append((result["t"], list(f["probabilities"].values())))
+            self.classes = list(f["probabilities"])
         if self.mp4_path is not None:
             self._write_frame(result, image, analysis)
 
@@ -314,7 +319,7 @@ class ClipWriter:
         if self.timeline_path is not None and self.history:
             from fer.plots import timeline
 
-            fig = timeline(self.history, f"{self.name}: emotions per face over time", self.smooth)
+            fig = timeline(self.history, f"{self.name}: emotions per face over time", self.smooth, classes=self.classes)
             fig.savefig(self.timeline_path, dpi=100, bbox_inches="tight")
             import matplotlib.pyplot as plt
 
@@ -325,7 +330,7 @@ def _annotated(image: Image.Image, analysis, result: dict) -> Image.Image:
     """The frame with each face boxed and labelled by its track and (smoothed) emotion: "#3 happy 92%"."""
     import dataclasses
 
-    from fer.faces import annotate
+    from fer.inference.faces import annotate
 
     faces = [
         dataclasses.replace(face, emotion=r["emotion"], probabilities=r["probabilities"])

@@ -4,13 +4,14 @@
 
 The serving path of the product (the demo and `fer predict`):
 
-1. detect: MTCNN (fer.detect: facenet-pytorch's networks, batched) finds every face of at least `min_face`
+1. detect: MTCNN (fer.inference.detect: facenet-pytorch's networks, batched) finds every face of at least `min_face`
    pixels of the image (default 40); an image that is already a face (a FER2013 file, a tight crop) is
    taken whole (`face_mode`);
 2. crop: each box becomes the square FER2013 would have cut around that face (constants measured by
    benchmarks/face_framing.py, see docs/face_crop.md), taken from the original image, grey, 48×48;
-3. classify: `fer.preprocess.normalize` (the one normalisation training uses) and one forward call for
-   all faces of the image; softmax per face, labels in `fer.LABELS` order.
+3. classify: `fer.data.preprocess.normalize` (the one normalisation training uses) and one forward call for
+   all faces of the image; softmax per face, over the served model's emotions (`FacePipeline.classes`: the
+   first 7 or all 8 of `fer.EMOTIONS`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from fer import LABELS
-from fer.detect import MIN_FACE, PNET_WINDOW, PYRAMID_FACTOR, THRESHOLDS, FaceDetector, check_min_face
-from fer.images import original_size, to_rgb
-from fer.preprocess import normalize
+from fer import EMOTIONS
+from fer.data.preprocess import normalize
+from fer.inference.detect import MIN_FACE, PNET_WINDOW, PYRAMID_FACTOR, THRESHOLDS, FaceDetector, check_min_face
+from fer.inference.images import original_size, to_rgb
 
 FACE_SIZE = 48  # the classifier's input side, FER2013's image side
 
@@ -58,6 +59,7 @@ _COLOURS = {  # one per emotion, readable under white text
     "sad": (30, 90, 190),
     "surprise": (0, 140, 140),
     "neutral": (90, 90, 90),
+    "contempt": (150, 70, 110),
 }
 
 
@@ -66,7 +68,7 @@ class Face:
     box: list[int]  # [x1, y1, x2, y2] in the original image's pixels, inside the image
     score: float | None  # MTCNN's face probability; None for a whole image taken as one face
     emotion: str  # the most probable label
-    probabilities: dict[str, float]  # every label of fer.LABELS, in that order; sums to 1
+    probabilities: dict[str, float]  # every emotion of the served model, in fer.EMOTIONS order; sums to 1
     whole_image: bool = False  # no face was detected: the whole image was read as one face (face_mode)
 
     def to_dict(self) -> dict:
@@ -173,14 +175,24 @@ class FacePipeline:
     def model(self) -> torch.nn.Module:
         return self._served[0]
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The emotions the served model reads, in the order of its outputs."""
+        return self._served[2]
+
     def set_model(self, model: torch.nn.Module) -> None:
         """Serve `model` from the next call on; a call already running finishes with the model it started with.
-        It runs as fer.weights.for_inference compiles it (a frozen TorchScript graph where it can be traced)."""
-        from fer.weights import for_inference
+        It runs as fer.inference.weights.for_inference compiles it (a frozen TorchScript graph where it can be
+        traced)."""
+        from fer.inference.weights import for_inference
 
         model = model.to(self.device).eval()
-        # one reference assignment: atomic, so readers see the old pair or the new one
-        self._served = (model, for_inference(model))
+        with torch.no_grad():  # a model carries its own emotions: 7 (FER2013) or 8 (FER+), told by its outputs
+            n = model(torch.zeros(1, 1, FACE_SIZE, FACE_SIZE, device=self.device)).shape[1]
+        if not 1 <= n <= len(EMOTIONS):
+            raise ValueError(f"the model gives {n} outputs per face; this product reads up to {len(EMOTIONS)} emotions")
+        # one reference assignment: atomic, so readers see the old triple or the new one
+        self._served = (model, for_inference(model), EMOTIONS[:n])
 
     def detect(self, image: Image.Image, min_face: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, 4) float boxes in the image's pixels and (N,) face probabilities, for faces of at least
@@ -193,10 +205,10 @@ class FacePipeline:
 
     @torch.no_grad()
     def classify(self, faces: np.ndarray, model: torch.nn.Module | None = None) -> np.ndarray:
-        """(N, 48, 48) uint8 faces -> (N, 7) probabilities, in one forward call."""
+        """(N, 48, 48) uint8 faces -> (N, C) probabilities over the model's emotions, in one forward call."""
         model = model if model is not None else self._served[1]
         if not len(faces):
-            return np.zeros((0, len(LABELS)), np.float32)
+            return np.zeros((0, len(self.classes)), np.float32)
         x = normalize(faces).to(self.device)
         return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
@@ -209,7 +221,7 @@ class FacePipeline:
         `near`: boxes found in the previous frame of a stream, in this image's pixels; the faces are then looked
         for around them only (FaceDetector.refine: a fraction of a detection's cost), new faces are not.
         ValueError, naming the problem, when `min_face` cannot be looked for in this image."""
-        model = self._served[1]  # read once: a set_model() during this call does not mix two models
+        _, model, classes = self._served  # read once: a set_model() during this call does not mix two models
         min_face = self.min_face if min_face is None else min_face
         face_mode = self.face_mode if face_mode is None else face_mode
         check_face_mode(face_mode)
@@ -219,14 +231,14 @@ class FacePipeline:
         # a small image with something in it: a flat one (one grey level) is no face, whatever its size
         small = max(W0, H0) <= WHOLE_MAX_SIDE and len(set(image.convert("L").getextrema())) > 1
         if face_mode == "whole" or (face_mode == "auto" and small and min_face > min(W0, H0)):
-            return self._whole(image, model, W0, H0)
+            return self._whole(image, model, classes, W0, H0)
         check_min_face(min_face, W0, H0)
         if near is not None:
             raw, scores = self.detector.refine(image, near)
         else:
             raw, scores = self.detect(image, min_face)
         if face_mode == "auto" and small and _tight_crop(raw, W, H):
-            return self._whole(image, model, W0, H0)
+            return self._whole(image, model, classes, W0, H0)
         # Reported boxes are clipped to the image (MTCNN's may run past an edge); the crop uses the unclipped
         # geometry MTCNN saw, since that is what the FER2013 framing was measured against.
         boxes = raw.copy()
@@ -249,8 +261,8 @@ class FacePipeline:
                 Face(
                     box=[int(round(v)) for v in box],
                     score=float(score),
-                    emotion=LABELS[int(p.argmax())],
-                    probabilities={lab: float(v) for lab, v in zip(LABELS, p)},
+                    emotion=classes[int(p.argmax())],
+                    probabilities={lab: float(v) for lab, v in zip(classes, p)},
                 )
             )
         capped = total > self.max_faces
@@ -262,13 +274,13 @@ class FacePipeline:
             message = f"{total} face found" if total == 1 else f"{total} faces found"
         return Analysis(faces=faces, width=W0, height=H0, capped=capped, total_found=total, message=message)
 
-    def _whole(self, image: Image.Image, model, W0: int, H0: int) -> Analysis:
+    def _whole(self, image: Image.Image, model, classes, W0: int, H0: int) -> Analysis:
         p = self.classify(whole_face(image), model)[0]
         face = Face(
             box=[0, 0, W0, H0],
             score=None,
-            emotion=LABELS[int(p.argmax())],
-            probabilities={lab: float(v) for lab, v in zip(LABELS, p)},
+            emotion=classes[int(p.argmax())],
+            probabilities={lab: float(v) for lab, v in zip(classes, p)},
             whole_image=True,
         )
         return Analysis([face], W0, H0, capped=False, total_found=1, message="the whole image read as one face")

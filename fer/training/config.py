@@ -11,7 +11,7 @@ import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field
 
-from fer.augment import AugmentConfig
+from fer.data.augment import AugmentConfig
 from fer.model import ModelConfig
 
 
@@ -63,12 +63,17 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @property
+    def teachers(self) -> list[str]:
+        """The run folders (or checkpoints) named by --distill."""
+        return [r.strip() for r in self.distill.split(",") if r.strip()]
+
+    @property
     def validation_seed(self) -> int:
         return self.seed if self.split_seed < 0 else self.split_seed
 
     @property
     def validation_split(self) -> tuple[str, float, int]:
-        """What decides which faces a run validates on: `fer.data.train_val(ds, *cfg.validation_split)`.
+        """What decides which faces a run validates on: `fer.data.fer2013.train_val(ds, *cfg.validation_split)`.
         Runs that share it never trained on each other's validation faces."""
         return self.val, self.val_fraction, self.validation_seed
 
@@ -100,6 +105,24 @@ def split_in_words(split: tuple[str, float, int]) -> str:
     """A `TrainConfig.validation_split` as messages name it."""
     val, fraction, seed = split
     return f"val {val!r}, fraction {fraction}, split seed {seed}"
+
+
+def validation_split(card: dict) -> tuple[str, float, int] | None:
+    """The validation split a model was selected on, as `fer.data.fer2013.train_val(ds, *split)` draws it, from the
+    card `fer.inference.weights.load_model` gave: its training config, or the parameters of the MLflow run that
+    logged it. None where neither says."""
+    keys = {"val": str, "val_fraction": float, "seed": int, "split_seed": int}
+    given = card.get("config")
+    if not isinstance(given, dict) and card.get("run_id"):
+        import mlflow
+
+        try:
+            given = mlflow.tracking.MlflowClient().get_run(card["run_id"]).data.params
+        except Exception:  # noqa: BLE001 - a run since deleted, or another tracking store
+            given = None
+    if not isinstance(given, dict) or "seed" not in given:
+        return None
+    return TrainConfig.from_dict({k: kind(given[k]) for k, kind in keys.items() if k in given}).validation_split
 
 
 def production() -> TrainConfig:
