@@ -2,11 +2,11 @@
 
 python -m fer --help
 python -m fer train [--recipe paper] [--resume] [--data DIR|CSV] [...one flag per config field]
-python -m fer evaluate --data DIR|CSV [--split test] [--model bundled|PATH|models:/NAME@ALIAS] [--json]
+python -m fer evaluate --data DIR|CSV [--split test] [--labels fer2013|ferplus] [--model bundled|PATH|...] [--json]
 python -m fer predict FILE... [--model bundled|PATH|models:/NAME@ALIAS] [--json] [--annotate DIR] [--min-face 40]
 python -m fer predict clip.mp4 [--fps 5] [--csv faces.csv] [--annotate DIR] [--smooth SECONDS]
 python -m fer data DIR|CSV
-python -m fer bundle runs/paper          # ship a run's best weights as the bundled model
+python -m fer bundle runs/paper [--name ferplus|fer2013] [--production]   # ship a run's best weights
 python -m fer models
 """
 
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         default="test",
         help="test (PublicTest), private (PrivateTest), train (Training) or val (the 20%% held out of Training)",
     )
-    e.add_argument("--model", default="bundled", help="weights path, models:/NAME@ALIAS, or bundled")
+    e.add_argument("--model", default="bundled", help=MODEL_HELP)
     e.add_argument(
         "--labels",
         default="fer2013",
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="photos (JPEG, PNG, WebP, BMP, TIFF...) and video clips (.mp4, .mov, .mkv, .webm, .avi...)",
     )
-    pr.add_argument("--model", default="bundled", help="weights path, models:/NAME@ALIAS, or bundled")
+    pr.add_argument("--model", default="bundled", help=MODEL_HELP)
     pr.add_argument(
         "--json",
         action="store_true",
@@ -124,13 +124,23 @@ def _parser() -> argparse.ArgumentParser:
         "(same network shape, trained with the same --split-seed)",
     )
     b.add_argument("--data", default="../shared/data/fer2013", help="FER2013 folder or CSV for the PublicTest figures")
-    b.add_argument("--to", default="", help="output folder (default: the package's bundled/ folder)")
+    b.add_argument(
+        "--name",
+        default="",
+        help="which bundled model this becomes: ferplus or fer2013 (default: what the runs learned from)",
+    )
+    b.add_argument("--production", action="store_true", help="make it the model `--model bundled` means")
+    b.add_argument("--to", default="", help="output folder (default: the package's bundled/<name>/ folder)")
     b.add_argument("--tta", default="model", help=TTA_HELP)
 
     sub.add_parser("models", help="list the model names the factory knows")
     return p
 
 
+MODEL_HELP = (
+    "bundled (the production model shipped in the package), bundled:ferplus or bundled:fer2013 (either), a weights "
+    "file, or an MLflow URI such as models:/fer-emotion@production"
+)
 TTA_HELP = (
     "test-time augmentation: model (as the model was trained to serve), none, flip, shiftN (the face moved N px "
     "4 ways) or flip+shiftN"
@@ -438,11 +448,11 @@ def cmd_data(args) -> int:
 def cmd_bundle(args) -> int:
     from fer.training.bundle import bundle
 
-    card = bundle(args.run, args.data, args.to or None, tta=args.tta)
+    card = bundle(args.run, args.data, args.to or None, tta=args.tta, name=args.name, production=args.production)
     print(
         f"bundled {card['name']}{' x' + str(len(card['members'])) if 'members' in card else ''} "
         f"({card['params']:,} parameters, {card['epochs_run']} epochs): "
-        f"PublicTest accuracy {card['publictest']['accuracy']:.4f}"
+        f"PublicTest accuracy {card['publictest']['accuracy']:.4f} against {card['publictest']['against']}"
     )
     return 0
 

@@ -325,28 +325,42 @@ class Registry:
         return model
 
     def bootstrap(self) -> Resolved | None:
-        """Register the bundled model as the first version and put it in production; None when versions exist."""
+        """Register the bundled models (fer/bundled/): the production one as version 1, in production, then the
+        others; each also gets its bundle's name as an alias (`models:/fer-emotion@fer2013`). None when versions
+        exist."""
         if self.versions():
             return None
-        from fer.inference import mlflow_model
-        from fer.inference.weights import BUNDLED_WEIGHTS, ModelLoadError, load_model
+        from fer.inference.weights import BUNDLED_NAMES, ModelLoadError, bundled_name, bundled_path
 
         try:
-            model, card = load_model("bundled")
+            first = bundled_name("bundled")
         except ModelLoadError as e:
             raise RegistryError(str(e)) from e
-        with self._pinned(), _mlflow_errors(f"cannot log the bundled model to {self.name}"):
+        names = [first, *(n for n in BUNDLED_NAMES if n != first and bundled_path(f"bundled:{n}").exists())]
+        versions = [self._register_bundled(name) for name in names]
+        self.promote(versions[0])
+        return self.resolve()
+
+    def _register_bundled(self, name: str) -> int:
+        from fer.inference import mlflow_model
+        from fer.inference.weights import ModelLoadError, load_model
+
+        try:
+            model, card = load_model(f"bundled:{name}")
+        except ModelLoadError as e:
+            raise RegistryError(str(e)) from e
+        with self._pinned(), _mlflow_errors(f"cannot log the bundled model {name} to {self.name}"):
             exp = self.client.get_experiment_by_name(BUNDLED_EXPERIMENT)
             exp_id = exp.experiment_id if exp else self.client.create_experiment(BUNDLED_EXPERIMENT)
-            with mlflow.start_run(experiment_id=exp_id, run_name=f"bundled-{card.get('name', 'model')}"):
+            with mlflow.start_run(experiment_id=exp_id, run_name=f"bundled-{name}-{card.get('name', 'model')}"):
                 mlflow.set_tags(_card_tags(card))
                 mlflow.log_metrics(_card_metrics(card))  # the names `fer train` uses, so runs compare in the UI
                 mlflow.log_dict(card, "weights/card.json")
                 result = mlflow_model.log_model(model, registered_name=self.name, card=card)
             version = _version_no(result["registered_version"])
-            self.client.set_model_version_tag(self.name, str(version), "origin", f"bundled ({BUNDLED_WEIGHTS.name})")
-        self.promote(version)
-        return self.resolve()
+            self.client.set_model_version_tag(self.name, str(version), "origin", f"bundled:{name}")
+            self.client.set_registered_model_alias(self.name, name, str(version))
+        return version
 
 
 def _card_from_run(run) -> dict:
@@ -371,6 +385,8 @@ CALIBRATION_METRICS = ("temperature", "val_ece_before", "val_ece_after", "test_e
 
 def _card_tags(card: dict) -> dict[str, str]:
     tags = {"origin": "bundled", "recipe": str(card.get("recipe", "")), "model": str(card.get("name", ""))}
+    if card.get("labels"):
+        tags["classes"] = ",".join(card["labels"])
     for key in ("epochs_run", "best_epoch", "finished", "selection", "data_sha256", "command", "ms_per_face"):
         if key in card:
             tags[key] = str(card[key])

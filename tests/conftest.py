@@ -190,6 +190,39 @@ def fer_cli(*args: str, cwd: Path | None = None, env: dict | None = None, check:
     return proc
 
 
+def write_votes(folder: Path, path: Path | None = None) -> Path:
+    """A FER+ votes.csv for every file of a FER2013 folder (`write_folder`), beside it as ferplus/votes.csv: 7
+    of 10 votes for the file's own emotion, 2 for neutral (or happy), 1 'unknown'. Each split's first three files
+    are special: FER+ dropped the first (empty votes), the second is 'not a face', the third a 5-5 tie; and the
+    fourth face of each split is voted contempt."""
+    from fer.data.votes import FERPLUS_NAMES, HEADER
+
+    column = {name: i for i, name in enumerate(FERPLUS_NAMES.values())}  # product emotion -> FER+ column
+    path = path or folder.parent / "ferplus" / "votes.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [",".join(HEADER)]
+    for offset, split in enumerate(("train", "test")):
+        files = sorted(p for p in (folder / split).rglob("*") if p.is_file())
+        for i, f in enumerate(files):
+            label, name = f.parent.name, f.relative_to(folder).as_posix()
+            votes = [0] * 10
+            if i == 0:
+                rows.append(",".join([name, label, "", *[""] * 10]))
+                continue
+            if i == 1:
+                votes[9], votes[column[label]] = 6, 4
+            elif i == 2:
+                votes[column[label]], votes[column["sad" if label != "sad" else "fear"]] = 5, 5
+            elif i == 3:
+                votes[column["contempt"]], votes[column["neutral"]] = 6, 4
+            else:
+                other = "neutral" if label != "neutral" else "happy"
+                votes[column[label]], votes[column[other]], votes[8] = 7, 2, 1
+            rows.append(",".join([name, label, f"{offset * 100000 + i:07d}", *map(str, votes)]))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 # -- hostile JPEGs, built in the tests (nothing committed)
 
 

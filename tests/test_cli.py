@@ -57,7 +57,7 @@ def test_evaluate_table_and_figure(tiny_folder, tmp_path, weights):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "nope.pt"], "not a file, 'bundled', or an MLflow URI"),
+        (["--model", "nope.pt"], "not a file, 'bundled' (or bundled:ferplus, bundled:fer2013), or an MLflow URI"),
         (["--split", "holdout"], "unknown split 'holdout'"),
         (["--split", "private"], "no PrivateTest images"),
         (["--tta", "rotate"], "unknown test-time augmentation 'rotate'"),

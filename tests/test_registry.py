@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 
 from fer import LABELS, REGISTERED_MODEL
 from fer.inference.mlflow_model import log_model, pip_requirements
-from fer.inference.weights import bundled_card, load_model
+from fer.inference.weights import BUNDLED_NAMES, bundled_card, bundled_name, bundled_path, load_model
 from fer.model import count_parameters, create_model
 from registry import ALIAS, HISTORY_TAG, Registry, RegistryError, refuse_pickle
 from registry.__main__ import COMMANDS, main, ui_command
@@ -79,9 +79,13 @@ def test_register_promote_rollback_resolve_load_and_bootstrap(store):
         reg.resolve()
     assert str(e.value) == NO_PRODUCTION
 
-    # an empty registry takes the bundled model as version 1, in production, tagged from its card
+    # an empty registry takes the bundled models, the production one as version 1 in production, each tagged from
+    # its card and with its bundle's name as an alias
     res = reg.bootstrap()
     card = bundled_card()
+    bundles = [n for n in BUNDLED_NAMES if bundled_path(f"bundled:{n}").exists()]
+    n = len(bundles)
+    assert sorted(reg.versions()[-1]["aliases"]) == sorted([ALIAS, bundled_name()])
     assert (res.version, res.via, res.uri) == (1, "alias production", f"models:/{REGISTERED_MODEL}/1")
     assert res.tags["publictest_accuracy"] == f"{card['publictest']['accuracy']:.4f}"
     assert res.tags["publictest_acc_happy"] == f"{card['publictest']['per_class']['happy']:.4f}"
@@ -94,28 +98,31 @@ def test_register_promote_rollback_resolve_load_and_bootstrap(store):
     # its calibration too: the temperature inside the served graph, the ECE before and after it
     assert res.tags["publictest_ece"] == f"{card['calibration']['test_ece_after']:.4f}"
     assert run.data.metrics["temperature"] == pytest.approx(card["calibration"]["temperature"])
-    assert reg.bootstrap() is None and len(reg.versions()) == 1  # idempotent
+    assert reg.bootstrap() is None and len(reg.versions()) == n  # idempotent
+    for version, name in enumerate([bundled_name(), *(b for b in bundles if b != bundled_name())], 1):
+        row = next(r for r in reg.versions() if r["version"] == version)
+        assert name in row["aliases"] and row["tags"]["origin"] == f"bundled:{name}"
 
-    # version 2 is promoted and rolled past but never loaded, so the quick pickle format does for it
+    # version n+1 is promoted and rolled past but never loaded, so the quick pickle format does for it
     (run_a, _), (run_b, model_b) = log_run(1, 0.61, pickled=True), log_run(2, 0.62)
-    assert (reg.register(run_a), reg.register(run_b)) == (2, 3)
-    with pytest.raises(RegistryError, match="already version 2"):
+    assert (reg.register(run_a), reg.register(run_b)) == (n + 1, n + 2)
+    with pytest.raises(RegistryError, match=f"already version {n + 1}"):
         reg.register(run_a)
     with pytest.raises(RegistryError, match="no run 'nope'"):
         reg.register("nope")
 
     rows = reg.versions()
-    assert [r["version"] for r in rows] == [3, 2, 1]
+    assert [r["version"] for r in rows] == list(range(n + 2, 0, -1))
     assert rows[0]["run_id"] == run_b and rows[0]["publictest_accuracy"] == pytest.approx(0.62)
     assert rows[0]["tags"]["publictest_acc_happy"] == "0.3000" and rows[0]["tags"]["val_accuracy"] == "0.6300"
     assert rows[0]["tags"]["params"] == str(count_parameters(model_b)) and rows[0]["tags"]["recipe"] == "paper"
-    assert rows[2]["aliases"] == [ALIAS] and rows[0]["aliases"] == [] and rows[0]["stage"] == "None"
+    assert ALIAS in rows[-1]["aliases"] and rows[0]["aliases"] == [] and rows[0]["stage"] == "None"
 
-    reg.promote(2)
-    reg.promote(3)
+    reg.promote(n + 1)
+    reg.promote(n + 2)
     res = reg.resolve()
-    assert (res.version, res.via) == (3, "alias production") and res.tags["publictest_accuracy"] == "0.6200"
-    assert json.loads(client.get_registered_model(REGISTERED_MODEL).tags[HISTORY_TAG]) == [1, 2, 3]
+    assert (res.version, res.via) == (n + 2, "alias production") and res.tags["publictest_accuracy"] == "0.6200"
+    assert json.loads(client.get_registered_model(REGISTERED_MODEL).tags[HISTORY_TAG]) == [1, n + 1, n + 2]
 
     # the registered model serves without unpickling and answers like the model that was logged
     served = reg.load(res)
@@ -123,7 +130,7 @@ def test_register_promote_rollback_resolve_load_and_bootstrap(store):
     with torch.no_grad():
         assert torch.allclose(served(x), model_b(x), atol=1e-4)
 
-    assert reg.rollback() == 2 and reg.resolve().version == 2
+    assert reg.rollback() == n + 1 and reg.resolve().version == n + 1
     assert reg.rollback() == 1 and reg.resolve().version == 1
     bundled, _ = load_model("bundled")
     with torch.no_grad():

@@ -95,9 +95,14 @@ def log_photo_model(model: torch.nn.Module, name: str = "model"):
 
 def version_tags(card: dict) -> dict[str, str]:
     tags = {"recipe": card.get("recipe", ""), "params": str(card.get("params", ""))}
+    if card.get("labels"):  # the emotions the model reads, in the order of its outputs
+        tags["classes"] = ",".join(card["labels"])
+    if card.get("targets"):
+        tags["targets"] = card["targets"]  # what it learned from: fer2013, ferplus or mix
     test = card.get("publictest") or {}
     if test:
         tags["publictest_accuracy"] = f"{test['accuracy']:.4f}"
+        tags["publictest_against"] = test.get("against", "FER2013 labels")
         for k, v in test.get("per_class", {}).items():
             tags[f"publictest_acc_{k}"] = f"{v:.4f}"
     calibration = card.get("calibration") or {}

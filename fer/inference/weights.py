@@ -1,4 +1,8 @@
-"""Load a model from what users name: a weights file, `bundled`, or an MLflow model URI.
+"""Load a model from what users name: a weights file, a bundled model, or an MLflow model URI.
+
+The package ships two models in fer/bundled/: `ferplus` (taught by the FER+ crowd votes, eight emotions) and
+`fer2013` (FER2013's own labels, seven: the paper's benchmark). `bundled` names the production one (the name
+in fer/bundled/production), `bundled:ferplus` and `bundled:fer2013` either.
 
 Nothing here unpickles: weights files load with `weights_only=True`, MLflow
 models are read in the `pt2` (torch.export) format, and a pickled MLflow model
@@ -16,9 +20,9 @@ from torch import nn
 
 from fer.model import MiniXception, ModelConfig, create_model
 
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"  # fer/bundled
-BUNDLED_WEIGHTS = BUNDLED_DIR / "model.pt"
-BUNDLED_CARD = BUNDLED_DIR / "card.json"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"  # fer/bundled/<name>/{model.pt, card.json}
+BUNDLED_NAMES = ("ferplus", "fer2013")
+PRODUCTION_FILE = BUNDLED_DIR / "production"  # the name of the bundled model `bundled` means
 
 
 class ModelLoadError(ValueError):
@@ -48,8 +52,31 @@ def save_weights(model: torch.nn.Module, path: Path, card: dict | None = None) -
     return path
 
 
-def bundled_card() -> dict:
-    return json.loads(BUNDLED_CARD.read_text()) if BUNDLED_CARD.exists() else {}
+def bundled_name(spec: str = "bundled") -> str:
+    """'bundled' -> the production bundle's name; 'bundled:NAME' -> NAME. ModelLoadError for an unknown one."""
+    if spec == "bundled":
+        name = PRODUCTION_FILE.read_text().strip() if PRODUCTION_FILE.exists() else ""
+        if name not in BUNDLED_NAMES:
+            raise ModelLoadError(
+                f"{PRODUCTION_FILE} names no bundled model ({name!r}); expected one of {BUNDLED_NAMES}"
+            )
+        return name
+    name = spec.removeprefix("bundled:")
+    if not spec.startswith("bundled:") or name not in BUNDLED_NAMES:
+        raise ModelLoadError(
+            f"{spec!r}: no such bundled model; expected bundled, " + ", ".join(f"bundled:{n}" for n in BUNDLED_NAMES)
+        )
+    return name
+
+
+def bundled_path(spec: str = "bundled") -> Path:
+    """The weights file of a bundled model (see bundled_name)."""
+    return BUNDLED_DIR / bundled_name(spec) / "model.pt"
+
+
+def bundled_card(spec: str = "bundled") -> dict:
+    path = bundled_path(spec).with_name("card.json")
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load_weights(path: str | Path) -> tuple[nn.Module, dict]:
@@ -94,15 +121,19 @@ def load_mlflow(uri: str) -> tuple[nn.Module, dict]:
 
 def load_model(spec: str = "bundled") -> tuple[nn.Module, dict]:
     """(model in eval mode, model card or description)."""
-    if spec == "bundled":
-        if not BUNDLED_WEIGHTS.exists():
-            raise ModelLoadError(f"no bundled model in this installation ({BUNDLED_WEIGHTS} is missing)")
-        return load_weights(BUNDLED_WEIGHTS)
+    if spec == "bundled" or spec.startswith("bundled:"):
+        path = bundled_path(spec)
+        if not path.exists():
+            raise ModelLoadError(f"no bundled model {spec!r} in this installation ({path} is missing)")
+        return load_weights(path)
     if spec.startswith(("models:/", "runs:/")):
         return load_mlflow(spec)
     if Path(spec).exists():
         return load_weights(spec)
-    raise ModelLoadError(f"{spec!r}: not a file, 'bundled', or an MLflow URI such as models:/fer-emotion@production")
+    raise ModelLoadError(
+        f"{spec!r}: not a file, 'bundled' (or bundled:ferplus, bundled:fer2013), or an MLflow URI such as "
+        "models:/fer-emotion@production"
+    )
 
 
 def for_inference(model: nn.Module) -> nn.Module:

@@ -70,7 +70,9 @@ class RunTracker:
         params = {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in self.cfg.flat().items()}
         params.update(n_params=n_params, data_digest=data_digest[:16], n_train=n_train, n_val=n_val)
         mlflow.log_params(params)
-        mlflow.set_tags({"recipe": self.cfg.recipe, "model": self.cfg.model.name})
+        mlflow.set_tags(
+            {"recipe": self.cfg.recipe, "model": self.cfg.model.name, "classes": ",".join(self.cfg.model.classes)}
+        )
 
     def log_epoch(self, row: dict, step: int) -> None:
         mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=step)
