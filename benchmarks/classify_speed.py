@@ -5,8 +5,9 @@
 
 Classification only: the 48×48 face is given, so detection and cropping are not counted
 (benchmarks/pipeline_speed.py counts those). The model runs as it serves: in inference, with any test-time
-augmentation it does. Each model is timed eagerly, as the torch.export program that MLflow
-stores, and as served (fer.inference.weights.for_inference: a frozen TorchScript graph, what FacePipeline runs).
+augmentation it does. It is timed on every path fer.inference.weights.serve chooses among (the eager model, a
+frozen TorchScript graph, ONNX Runtime), as the torch.export program that MLflow stores, and as served (the path
+`serve` chose on this CPU, what FacePipeline runs). The CPU's name is printed with the figures.
 Baseline: the paper's Mini-Xception (56,951 parameters, random weights, no TTA), eager.
 Rounds alternate between the models so that load from other processes hits all alike; each figure is the
 median over --rounds rounds of --calls calls. Budget from issue 4: <= 5 ms per face on this 2-core CPU.
@@ -25,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer.inference.weights import for_inference, load_model  # noqa: E402
+from fer.inference.weights import cpu_model, load_model, serve  # noqa: E402
 from fer.model import count_parameters, create_model  # noqa: E402
 
 
@@ -57,11 +58,14 @@ def main() -> None:
     if args.tta != "model":
         model.set_tta(args.tta)
     baseline = create_model().eval()
+    served = serve(model.eval())
     models = {
         "paper network (baseline), eager": baseline,
         f"{args.model}, eager": model.eval(),
         f"{args.model}, torch.export": exported(model.eval()),
-        f"{args.model}, as served": for_inference(model.eval()),
+        f"{args.model}, TorchScript": serve(model.eval(), "torchscript"),
+        f"{args.model}, ONNX Runtime": serve(model.eval(), "onnxruntime"),
+        f"{args.model}, as served ({served.served_path})": served,
     }
     for m in models.values():
         time_calls(m, 20)  # warm-up
@@ -72,11 +76,11 @@ def main() -> None:
     ms = {name: float(np.median(t)) for name, t in times.items()}
     base = ms["paper network (baseline), eager"]
     runs = f"median of {args.rounds}×{args.calls}"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch of one, {runs}")
+    print(f"{cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch of one, {runs}")
     print(f"{args.model}: {count_parameters(model):,} parameters, config {model.cfg.to_dict()}")
-    print(f"{'model':40s} {'ms/face':>8s} {'ratio to baseline':>18s}")
+    print(f"{'model':48s} {'ms/face':>8s} {'ratio to baseline':>18s}")
     for name, v in ms.items():
-        print(f"{name:40s} {v:8.2f} {v / base:18.2f}")
+        print(f"{name:48s} {v:8.2f} {v / base:18.2f}")
 
 
 if __name__ == "__main__":

@@ -182,9 +182,9 @@ class FacePipeline:
 
     def set_model(self, model: torch.nn.Module) -> None:
         """Serve `model` from the next call on; a call already running finishes with the model it started with.
-        It runs as fer.inference.weights.for_inference compiles it (a frozen TorchScript graph where it can be
-        traced)."""
-        from fer.inference.weights import for_inference
+        It runs as fer.inference.weights.serve serves it (the fastest of ONNX Runtime, a frozen TorchScript graph
+        and the model itself on this CPU, all with the same outputs)."""
+        from fer.inference.weights import serve
 
         model = model.to(self.device).eval()
         with torch.no_grad():  # a model carries its own emotions: 7 (FER2013) or 8 (FER+), told by its outputs
@@ -192,7 +192,7 @@ class FacePipeline:
         if not 1 <= n <= len(EMOTIONS):
             raise ValueError(f"the model gives {n} outputs per face; this product reads up to {len(EMOTIONS)} emotions")
         # one reference assignment: atomic, so readers see the old triple or the new one
-        self._served = (model, for_inference(model), EMOTIONS[:n])
+        self._served = (model, serve(model), EMOTIONS[:n])
 
     def detect(self, image: Image.Image, min_face: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, 4) float boxes in the image's pixels and (N,) face probabilities, for faces of at least

@@ -50,7 +50,18 @@ def photo_requirements() -> list[str]:
     """What the photo model imports: the product's dependencies at the versions installed here."""
     import importlib.metadata as md
 
-    names = ("torch", "torchvision", "facenet-pytorch", "numpy", "pillow", "simplejpeg", "pandas", "mlflow")
+    names = (
+        "torch",
+        "torchvision",
+        "facenet-pytorch",
+        "numpy",
+        "pillow",
+        "simplejpeg",
+        "pandas",
+        "mlflow",
+        "onnxruntime",
+        "onnx",
+    )
     return [f"{n}=={md.version(n)}" for n in names]
 
 

@@ -12,6 +12,7 @@ is refused with a message.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -156,3 +157,245 @@ def for_inference(model: nn.Module) -> nn.Module:
     except Exception as e:  # noqa: BLE001 - serving the eager model is always correct, only slower
         warnings.warn(f"serving the model untraced ({type(e).__name__}: {e})", stacklevel=2)
         return model
+
+
+# -- the served path: the fastest of several equal graphs on this CPU, chosen once
+
+SERVED_PATHS = ("onnxruntime", "torchscript", "eager")  # what `serve` chooses among (FER_SERVED_PATH forces one)
+SERVED_PATH_ENV = "FER_SERVED_PATH"
+SERVED_ATOL = 1e-4  # the logits every path must give, at most this far from the eager model's
+_SERVED_FORMAT = "fer-served-v1"  # part of every cache key: a change to the export below makes new keys
+
+
+class OnnxClassifier(nn.Module):
+    """An ONNX Runtime session behind the nn.Module interface: (N, 1, 48, 48) faces -> (N, C) logits.
+
+    Its threads are the torch threads of the process when it was made (a serving worker's one thread stays one)
+    and they sleep instead of spinning between calls, so a decoding thread beside them keeps its core."""
+
+    def __init__(self, onnx: bytes, threads: int | None = None):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # its shape notes are not the user's business
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.training = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        faces = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: faces})[0])
+
+    def train(self, mode: bool = True):  # a session has no training mode
+        self.training = False
+        return self
+
+
+def to_onnx(model: nn.Module) -> bytes:
+    """The classifier as an ONNX graph with a dynamic batch, from torch's TorchScript-based exporter (the
+    torch.export-based one needs the onnxscript package and takes 20× as long for the same graph)."""
+    import io
+
+    source = ExportedModel(model) if isinstance(model, torch.fx.GraphModule) else model  # (a GraphModule refuses
+    buffer = io.BytesIO()  # the exporter's train(False))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notice and tracer notes on 48×48 shape checks
+        torch.onnx.export(
+            source,
+            (torch.rand(2, 1, 48, 48),),
+            buffer,
+            dynamo=False,
+            input_names=["faces"],
+            output_names=["logits"],
+            dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}},
+        )
+    return buffer.getvalue()
+
+
+def cpu_model() -> str:
+    """The processor's name as the kernel gives it ('AMD EPYC', 'Intel(R) Xeon(R) Platinum 8480+'...)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _servable(model: nn.Module) -> bool:
+    return isinstance(model, (MiniXception, ExportedModel, torch.fx.GraphModule))
+
+
+def _model_key(model: nn.Module) -> str:
+    """A digest of what the classifier computes: its weights, its configuration (test-time augmentation and the
+    temperature live there, not in the weights), its graph's code for an exported one, and the torch version."""
+    import hashlib
+
+    h = hashlib.sha256(f"{_SERVED_FORMAT} torch {torch.__version__} {type(model).__name__}".encode())
+    if isinstance(model, MiniXception):
+        h.update(json.dumps(model.cfg.to_dict(), sort_keys=True, default=str).encode())
+    graph = model.program if isinstance(model, ExportedModel) else model
+    if isinstance(graph, torch.fx.GraphModule):
+        h.update(graph.code.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(f"{name} {tuple(tensor.shape)} {tensor.dtype}".encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def served_cache() -> Path:
+    """Where the ONNX graphs and the choices of `serve` are kept (FER_CACHE_DIR, default ~/.cache/fer)."""
+    return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer") / "served"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Several serving workers may load the same model at once: each writes its own file and renames it."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _onnx_classifier(model: nn.Module, key: str) -> OnnxClassifier:
+    """The ONNX Runtime path, its graph read from the cache where an earlier load exported it (exporting costs
+    about a second; reading it back, milliseconds)."""
+    path = served_cache() / f"{key}.onnx"
+    if path.exists():
+        try:
+            return OnnxClassifier(path.read_bytes())
+        except Exception:  # noqa: BLE001 - a damaged cache file is exported again
+            pass
+    onnx = to_onnx(model)
+    classifier = OnnxClassifier(onnx)
+    try:
+        _write_atomic(path, onnx)
+    except OSError:  # a read-only home: the next load exports again
+        pass
+    return classifier
+
+
+def _build(model: nn.Module, path: str, key: str) -> nn.Module:
+    if path == "onnxruntime":
+        return _onnx_classifier(model, key)
+    if path == "torchscript":
+        fast = for_inference(model.program if isinstance(model, ExportedModel) else model)
+        if isinstance(fast, torch.jit.ScriptModule):
+            return fast
+        raise RuntimeError("the model cannot be traced")
+    return model
+
+
+def _ms_per_face(paths: dict[str, nn.Module], rounds: int = 5) -> dict[str, float]:
+    """Milliseconds per face of each path over a batch of one and a batch of eight (what a photo and a chunk of a
+    folder send). Rounds alternate between the paths, so other load on the CPU hits them alike; a path over twice
+    the best after the first round is not timed further."""
+    import time
+
+    calls = (torch.rand(1, 1, 48, 48), torch.rand(1, 1, 48, 48), torch.rand(8, 1, 48, 48))
+    faces = sum(len(x) for x in calls)
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    with torch.no_grad():
+        for net in paths.values():
+            for x in calls:  # warm-up: TorchScript specialises on its first calls
+                net(x)
+        for r in range(rounds):
+            for name, net in paths.items():
+                if r == 1 and times[name][0] > 2 * min(t[0] for t in times.values()):
+                    continue
+                if r > 1 and len(times[name]) < r:
+                    continue
+                t0 = time.perf_counter()
+                for x in calls:
+                    net(x)
+                times[name].append((time.perf_counter() - t0) / faces * 1000)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def serve(model: nn.Module, path: str | None = None) -> nn.Module:
+    """The classifier as served: whichever of SERVED_PATHS is fastest on this CPU, giving the eager model's logits
+    (to SERVED_ATOL). `path` (or the environment's FER_SERVED_PATH) forces one; 'auto' (the default) measures
+    each the first time this model is loaded on this CPU with this many threads, and keeps the choice (and the
+    ONNX graph) in `served_cache()`, so later loads build only the chosen one. The returned module says which in
+    `served_path`, and `ms_per_face` holds the figures it was chosen by. A model that is not a classifier of this
+    product is served as it is."""
+    path = path or os.environ.get(SERVED_PATH_ENV) or "auto"
+    if path not in (*SERVED_PATHS, "auto"):
+        raise ValueError(f"unknown served path {path!r}; expected auto or one of {', '.join(SERVED_PATHS)}")
+    model.eval()
+    if not _servable(model) or next(model.parameters()).device.type != "cpu":
+        model.served_path, model.ms_per_face = "eager", {}
+        return model
+    key = _model_key(model)
+    check = torch.rand(4, 1, 48, 48)
+    with torch.no_grad():
+        expected = model(check)
+
+    def agrees(net: nn.Module) -> bool:
+        with torch.no_grad():
+            got = net(check)
+        return got.shape == expected.shape and bool(torch.allclose(got.float(), expected, atol=SERVED_ATOL))
+
+    def built(name: str) -> nn.Module | None:
+        try:
+            net = _build(model, name, key)
+        except Exception as e:  # noqa: BLE001 - a path this machine lacks (no onnxruntime) or cannot export to
+            warnings.warn(f"served path {name} unavailable ({type(e).__name__}: {e})", stacklevel=3)
+            return None
+        if net is not model and not agrees(net):
+            warnings.warn(f"served path {name} gives other logits than the model; not used", stacklevel=3)
+            return None
+        return net
+
+    choice_file = served_cache() / f"{key}-{_machine_key()}.json"
+    wanted, timed = ([path] if path != "auto" else []), {}
+    if not wanted and choice_file.exists():
+        try:
+            record = json.loads(choice_file.read_text())
+            wanted, timed = [record["path"]], record["ms_per_face"]
+        except (OSError, ValueError, KeyError):
+            wanted = []
+    if wanted:
+        net = built(wanted[0])
+        if net is not None:
+            return _label(net, wanted[0], timed)
+    candidates = {name: net for name in SERVED_PATHS if (net := built(name)) is not None}
+    timed = _ms_per_face(candidates)
+    best = min(timed, key=timed.get)
+    try:
+        _write_atomic(choice_file, json.dumps({"path": best, "ms_per_face": timed, "cpu": cpu_model()}).encode())
+    except OSError:
+        pass
+    return _label(candidates[best], best, timed)
+
+
+def _machine_key() -> str:
+    import hashlib
+
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = "none"
+    text = f"{cpu_model()} {os.cpu_count()} threads {torch.get_num_threads()} onnxruntime {ort}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _label(net: nn.Module, path: str, timed: dict[str, float]) -> nn.Module:
+    net.served_path, net.ms_per_face = path, dict(timed)
+    return net
