@@ -90,21 +90,23 @@ def timeline(
     classes: tuple[str, ...] | list[str] = (),
 ):
     """Each face track's probabilities over time (of `classes`, default FER2013's 7), one panel per track (the
-    `max_tracks` longest)."""
+    `max_tracks` longest), in percent. The lines take the boxes' colours (fer.inference.faces._COLOURS, a palette
+    colour-blind readers tell apart), so the page needs one legend for both."""
     from fer import LABELS
+    from fer.inference.faces import _COLOURS
 
     classes = list(classes or LABELS)
 
     tracks = sorted(history, key=lambda k: -len(history[k]))[:max_tracks]
     tracks.sort()
     fig, axes = plt.subplots(len(tracks), 1, figsize=(11, 2.2 * len(tracks) + 0.6), sharex=True, squeeze=False)
-    colours = plt.get_cmap("tab10")
     for ax, track in zip(axes[:, 0], tracks):
         t = np.array([row[0] for row in history[track]])
-        p = np.array([row[1] for row in history[track]])
+        p = 100 * np.array([row[1] for row in history[track]])
         for j, label in enumerate(classes):
-            ax.plot(t, p[:, j], ".-" if len(t) < 40 else "-", color=colours(j), label=label, lw=1.4, ms=3)
-        ax.set(ylim=(0, 1), ylabel=f"face #{track}")
+            colour = np.array(_COLOURS.get(label, (0, 0, 0))) / 255
+            ax.plot(t, p[:, j], ".-" if len(t) < 40 else "-", color=colour, label=label, lw=1.6, ms=3)
+        ax.set(ylim=(0, 100), ylabel=f"face #{track} (%)")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(ncol=len(classes), loc="lower left", bbox_to_anchor=(0, 1.02), fontsize=8, frameon=False)
     axes[-1, 0].set_xlabel("time (s)")

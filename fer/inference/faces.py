@@ -51,16 +51,58 @@ FACE_MODES = ("auto", "detect", "whole")  # see FacePipeline.analyze
 WHOLE_MAX_SIDE = 160  # in 'auto', an image with both sides up to this and no face found is read as one face,
 TIGHT_CROP_FILL = 0.5  # and so is one whose single face found spans at least this part of its shorter side
 
-_COLOURS = {  # one per emotion, readable under white text
-    "angry": (200, 30, 30),
-    "disgust": (110, 140, 20),
-    "fear": (120, 60, 170),
-    "happy": (215, 120, 0),
-    "sad": (30, 90, 190),
-    "surprise": (0, 140, 140),
-    "neutral": (90, 90, 90),
-    "contempt": (150, 70, 110),
+# One colour per emotion, shared by the boxes, the video timeline (fer.plots.timeline) and the demo's legend:
+# Okabe & Ito's palette (2008), whose colours readers with each common kind of colour blindness tell apart. Its
+# black gives way to a grey for neutral, so a box stays visible on a dark photo.
+_COLOURS = {
+    "angry": (213, 94, 0),  # vermillion
+    "disgust": (0, 158, 115),  # bluish green
+    "fear": (204, 121, 167),  # reddish purple
+    "happy": (230, 159, 0),  # orange
+    "sad": (0, 114, 178),  # blue
+    "surprise": (86, 180, 233),  # sky blue
+    "neutral": (110, 110, 110),  # grey
+    "contempt": (240, 228, 66),  # yellow
 }
+
+
+def text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with `rgb` (WCAG's relative luminance): the tag text on a box's
+    colour. Black wins on every colour of the palette but the blue and the grey."""
+    lin = [(c / 255) / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    lum = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    return (0, 0, 0) if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else (255, 255, 255)
+
+
+# When a reading is called unsure: the top probability under UNSURE_TOP, or the top two within UNSURE_GAP: where
+# the top emotion is wrong more often than right. Chosen on the bundled FER2013 model's validation split (5,741
+# faces, 69.6% right; `scripts/uncertainty.py --model bundled --figure unsure.png`): its accuracy crosses 50% at a
+# top probability of 0.5 (42.8% right under it, 79.1% over) and at a gap of 20 points (42.7% right within it).
+# Together they flag 28.7% of the faces, right 43.6% of the time, against 80.1% for the others; "top under 40%"
+# would flag 11.2% (37.9% right) and leave the faces between 40% and 50%, right 44% of the time, unflagged.
+UNSURE_TOP = 0.5
+UNSURE_GAP = 0.2
+
+
+def unsure_mask(probabilities: np.ndarray) -> np.ndarray:
+    """(N,) bool for (N, C) probabilities: the readings the product calls unsure (UNSURE_TOP, UNSURE_GAP)."""
+    p = np.sort(np.asarray(probabilities, dtype=np.float64).reshape(len(probabilities), -1), axis=1)
+    if p.shape[1] < 2:
+        return np.zeros(len(p), bool)
+    return (p[:, -1] < UNSURE_TOP) | (p[:, -1] - p[:, -2] < UNSURE_GAP)
+
+
+def reading(probabilities: dict[str, float]) -> tuple[str, bool]:
+    """A face's reading in words and whether it is unsure: "happy 92%", or "sad 30% or fear 29%, unsure"."""
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
+    if not ranked:
+        return "", False
+    (first, p1), *rest = ranked
+    unsure = bool(rest) and bool(unsure_mask(np.array([[v for _, v in ranked]]))[0])
+    if unsure:
+        second, p2 = rest[0]
+        return f"{first} {p1:.0%} or {second} {p2:.0%}, unsure", True
+    return f"{first} {p1:.0%}", False
 
 
 @dataclass
@@ -306,11 +348,20 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 MIN_ANNOTATED_SIDE = 480  # smaller images are enlarged first, so the labels stay legible
+# The tag's text height is the image's long side over this: about 13 px on a phone's 300 px wide photo, however
+# large the file (the page shrinks the picture to the screen, and the tags with it).
+TAG_DIVISOR = 22
+
+
+def tag(number: int, emotion: str, probabilities: dict[str, float]) -> str:
+    """A box's tag: "#1 happy 92%", and ", unsure" where the reading is (see `reading`)."""
+    _, unsure = reading(probabilities)
+    return f"#{number} {emotion} {probabilities.get(emotion, 0.0):.0%}" + (", unsure" if unsure else "")
 
 
 def annotate(image: Image.Image, analysis: Analysis, numbers: list[int] | None = None) -> Image.Image:
-    """A copy with each face boxed and labelled "#1 happy 92%"; numbers follow `analysis.faces` (or are
-    `numbers`, such as a video's track ids).
+    """A copy with each face boxed and tagged "#1 happy 92%" (", unsure" added where the reading is); numbers
+    follow `analysis.faces` (or are `numbers`, such as a video's track ids).
 
     Line width and font grow with the image. An image whose long side is under 480 px is enlarged by a whole
     factor first (the boxes with it): a label drawn on a 48 px face photo could not be read otherwise.
@@ -321,18 +372,17 @@ def annotate(image: Image.Image, analysis: Analysis, numbers: list[int] | None =
         im = im.resize((im.width * k, im.height * k), Image.Resampling.BICUBIC)
     sx, sy = im.width / max(1, analysis.width), im.height / max(1, analysis.height)
     W, H = im.size
-    size = max(14, round(max(W, H) / 45))
+    size = max(14, round(max(W, H) / TAG_DIVISOR))
     line = max(2, round(size / 8))
     font = _font(size)
     draw = ImageDraw.Draw(im)
     numbers = numbers if numbers is not None else range(1, len(analysis.faces) + 1)
     for i, face in zip(numbers, analysis.faces):
-        colour = _COLOURS.get(face.emotion, (200, 30, 30))
+        colour = _COLOURS.get(face.emotion, (110, 110, 110))
         x1, y1, x2, y2 = face.box
         x1, x2, y1, y2 = x1 * sx, x2 * sx, y1 * sy, y2 * sy
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
-        p = face.probabilities.get(face.emotion, 0.0)
-        text = f"#{i} {face.emotion} {p:.0%}"
+        text = tag(i, face.emotion, face.probabilities)
         tl, tt, tr, tb = draw.textbbox((0, 0), text, font=font)
         tw, th = tr - tl, tb - tt
         pad = max(2, size // 6)
@@ -340,5 +390,5 @@ def annotate(image: Image.Image, analysis: Analysis, numbers: list[int] | None =
         lx = min(max(0.0, x1), max(0.0, W - lw))
         ly = y1 - lh if y1 - lh >= 0 else min(y1 + line, max(0.0, H - lh))  # above the box, else just inside it
         draw.rectangle([lx, ly, lx + lw, ly + lh], fill=colour)
-        draw.text((lx + pad - tl, ly + pad - tt), text, fill=(255, 255, 255), font=font)
+        draw.text((lx + pad - tl, ly + pad - tt), text, fill=text_colour(colour), font=font)
     return im
