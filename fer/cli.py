@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; `command`: the one being run, when known (another command's parser skips the
+    train flags, whose help texts are read from the config's source: a second of start-up)."""
     from fer.training.config import RECIPES, _parse_bool, add_config_flags
 
     p = argparse.ArgumentParser(prog="python -m fer", description="Facial emotion recognition on FER2013.")
@@ -32,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", default="paper", choices=sorted(RECIPES), help="named recipe the flags start from")
     t.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
     t.add_argument("--print-config", action="store_true", help="print the final config as JSON and exit")
-    add_config_flags(t)
+    if command in (None, "train"):
+        add_config_flags(t)
 
     e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix on a split")
     e.add_argument("--data", required=True, help="FER2013 folder or Kaggle CSV")
@@ -471,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     from fer.inference.weights import ModelLoadError
 
     keep_freed_memory()  # batches reuse the heap instead of faulting pages in again (fer/memory.py)
-    parser = _parser()
+    given = sys.argv[1:] if argv is None else argv
+    parser = _parser(next((a for a in given if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.ops import nms, roi_align
 
 from fer.inference.images import to_rgb
+from fer.inference.mtcnn import mtcnn_weights, nms, roi_align  # noqa: F401 (mtcnn_weights: imported from here too)
 
 PNET_WINDOW = 12  # P-net's receptive field: a face of min_face pixels is looked for at scale 12/min_face
 MIN_FACE = 40  # default smallest face, in the image's own pixels (FER2013 faces are 48 px)
@@ -47,13 +47,6 @@ FULL_FRAME_MARGIN = 0.1
 FULL_FRAME_FILL = 0.3
 
 _EMPTY = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
-
-
-def mtcnn_weights() -> Path:
-    """The folder of MTCNN's weights inside facenet-pytorch's wheel (pnet.pt, rnet.pt, onet.pt)."""
-    import facenet_pytorch
-
-    return Path(facenet_pytorch.__file__).parent / "data"
 
 
 def check_min_face(min_face: int, width: int | None = None, height: int | None = None) -> None:
@@ -89,7 +82,7 @@ class FaceDetector:
     ):
         """weights: a folder with pnet.pt, rnet.pt and onet.pt (state dicts, read with weights_only=True);
         default: the ones in facenet-pytorch's wheel."""
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+        from fer.inference.mtcnn import ONet, PNet, RNet  # facenet-pytorch's, without importing torchvision
 
         if not 0 < factor < 1:
             raise ValueError(f"the pyramid factor must lie between 0 and 1, got {factor}")
@@ -100,7 +93,7 @@ class FaceDetector:
         folder = Path(weights) if weights is not None else mtcnn_weights()
         loaded = {}
         for name, cls in nets.items():
-            net = cls(pretrained=False)
+            net = cls()
             net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
             loaded[name] = net.to(self.device)
         self.pnet = _frozen(loaded["pnet"], torch.zeros(1, 3, 40, 40, device=self.device))

@@ -341,14 +341,17 @@ def serve(model: nn.Module, path: str | None = None) -> nn.Module:
         model.served_path, model.ms_per_face = "eager", {}
         return model
     key = _model_key(model)
+    choice_file = served_cache() / f"{key}-{_machine_key()}.json"
+    if path == "auto" and choice_file.exists():  # chosen on this CPU before: build that one alone
+        try:
+            record = json.loads(choice_file.read_text())
+            # its graph was checked against the model when it was chosen, and the cache key is the model's digest
+            return _label(_build(model, record["path"], key), record["path"], record["ms_per_face"])
+        except Exception:  # noqa: BLE001 - an unreadable record or a path this machine lost: choose again
+            pass
     check = torch.rand(4, 1, 48, 48)
     with torch.no_grad():
         expected = model(check)
-
-    def agrees(net: nn.Module) -> bool:
-        with torch.no_grad():
-            got = net(check)
-        return got.shape == expected.shape and bool(torch.allclose(got.float(), expected, atol=SERVED_ATOL))
 
     def built(name: str) -> nn.Module | None:
         try:
@@ -356,23 +359,18 @@ def serve(model: nn.Module, path: str | None = None) -> nn.Module:
         except Exception as e:  # noqa: BLE001 - a path this machine lacks (no onnxruntime) or cannot export to
             warnings.warn(f"served path {name} unavailable ({type(e).__name__}: {e})", stacklevel=3)
             return None
-        if net is not model and not agrees(net):
-            warnings.warn(f"served path {name} gives other logits than the model; not used", stacklevel=3)
-            return None
+        if net is not model:
+            with torch.no_grad():
+                got = net(check)
+            if got.shape != expected.shape or not torch.allclose(got.float(), expected, atol=SERVED_ATOL):
+                warnings.warn(f"served path {name} gives other logits than the model; not used", stacklevel=3)
+                return None
         return net
 
-    choice_file = served_cache() / f"{key}-{_machine_key()}.json"
-    wanted, timed = ([path] if path != "auto" else []), {}
-    if not wanted and choice_file.exists():
-        try:
-            record = json.loads(choice_file.read_text())
-            wanted, timed = [record["path"]], record["ms_per_face"]
-        except (OSError, ValueError, KeyError):
-            wanted = []
-    if wanted:
-        net = built(wanted[0])
+    if path != "auto":
+        net = built(path)
         if net is not None:
-            return _label(net, wanted[0], timed)
+            return _label(net, path, {})
     candidates = {name: net for name in SERVED_PATHS if (net := built(name)) is not None}
     timed = _ms_per_face(candidates)
     best = min(timed, key=timed.get)
