@@ -29,8 +29,9 @@ VIDEO_FPS = 5.0  # frames analysed per second of video, unless the page asks oth
 
 
 def columns(classes) -> list[str]:
-    """The faces table's header for a model reading `classes`."""
-    return ["#", "emotion", "face score", *classes]
+    """The faces table's header for a model reading `classes`: the reading, each emotion's percentage, and how
+    sure the detector is that it is a face (last, so it is not read as one more emotion)."""
+    return ["#", "emotion", *classes, "face found with"]
 
 
 COLUMNS = columns(EMOTIONS[:7])  # before a model answers: FER2013's seven
@@ -72,24 +73,66 @@ def analyze_upload(server: ModelServer, path, **options):
 
     try:
         image = load_upload(server, path)
-        return image, server.analyze(image, **options), None
     except ImageError as e:
+        discard_upload(path)
+        release_memory()
         return None, None, str(e)
-    except ValueError as e:  # a smallest face size that does not fit this photo, an unknown face mode
-        return None, None, f"{display_name(path)}: {e}"
-    except Exception:  # noqa: BLE001 - a bug must not show a traceback to the user; the log has it
-        log.exception("analysis of %s failed", display_name(path))
-        return None, None, "this image could not be analysed because of an error on the server; it has been logged"
+    try:
+        return (image, *analyze_image(server, image, display_name(path), **options))
     finally:
         discard_upload(path)
         release_memory()
 
 
+def analyze_image(server: ModelServer, image: Image.Image, name: str, **options):
+    """(Analysis, error message or None) for an image already read, e.g. the photo on the page analysed again
+    with other face options; never raises for bad options."""
+    try:
+        return server.analyze(image, **options), None
+    except ValueError as e:  # a smallest face size that does not fit this photo, an unknown face mode
+        return None, f"{name}: {e}"
+    except Exception:  # noqa: BLE001 - a bug must not show a traceback to the user; the log has it
+        log.exception("analysis of %s failed", name)
+        return None, "this image could not be analysed because of an error on the server; it has been logged"
+
+
+KEPT_MAX_SIDE = 2048  # the photo on the page is kept this large (in the session's memory) for re-runs
+
+
+def kept_copy(image: Image.Image) -> Image.Image:
+    """The copy of a photo a page session keeps to analyse it again when an option changes: at most 2048 px
+    (what a large JPEG is decoded to anyway), still measured in the file's own pixels (`original_size`)."""
+    from fer.inference.images import original_size
+
+    size = original_size(image)
+    kept = _shrink(image, KEPT_MAX_SIDE)
+    kept.info["original_size"] = size
+    return kept
+
+
+def api_face(face, n: int) -> dict:
+    """One face as the API gives it: `fer predict --json`'s fields, plus its number `n` as the page shows it
+    ("#n") and `unsure` (the product's rule, fer.inference.faces.reading); probabilities and the face score
+    rounded to 4 digits."""
+    from fer.inference.faces import reading
+
+    d = face.to_dict()
+    d["probabilities"] = {k: round(float(v), 4) for k, v in d["probabilities"].items()}
+    if d["score"] is not None:
+        d["score"] = round(float(d["score"]), 4)
+    d["n"] = n
+    d["unsure"] = reading(face.probabilities)[1]
+    return d
+
+
+def api_faces(analysis) -> list[dict]:
+    return [api_face(f, i) for i, f in enumerate(analysis.faces, 1)] if analysis is not None else []
+
+
 def predict(server: ModelServer, path, min_face=MIN_FACE, face_mode: str = "auto") -> dict:
     """The `/predict` result for one file: the per-image object of `fer predict --json`."""
     _, analysis, error = analyze_upload(server, path, **_options(min_face, face_mode))
-    faces = [f.to_dict() for f in analysis.faces] if analysis is not None else []
-    return {"image": display_name(path), "faces": faces, "error": error}
+    return {"image": display_name(path), "faces": api_faces(analysis), "error": error}
 
 
 def _options(min_face, face_mode) -> dict:
@@ -97,18 +140,33 @@ def _options(min_face, face_mode) -> dict:
     return {"min_face": MIN_FACE if min_face in (None, "") else int(min_face), "face_mode": face_mode or "auto"}
 
 
-def face_rows(analysis) -> pd.DataFrame:
-    classes = list(analysis.faces[0].probabilities) if analysis.faces else list(EMOTIONS[:7])
+def face_rows(analysis, classes=None) -> pd.DataFrame:
+    """One row per face, every figure in percent: "#", the reading ("sad 30% or fear 29%, unsure"), each emotion,
+    and the detector's certainty that it is a face ("whole image" for a photo read as one)."""
+    from fer.inference.faces import reading
+
+    classes = list(analysis.faces[0].probabilities) if analysis.faces else list(classes or EMOTIONS[:7])
     rows = [
         [
             i,
-            f.emotion,
-            "whole image" if f.whole_image else round(float(f.score), 3),
-            *(round(float(f.probabilities.get(k, 0.0)), 3) for k in classes),
+            reading(f.probabilities)[0],
+            *(f"{f.probabilities.get(k, 0.0):.0%}" for k in classes),
+            "whole image" if f.whole_image else f"{float(f.score):.0%} certainty",
         ]
         for i, f in enumerate(analysis.faces, 1)
     ]
     return pd.DataFrame(rows, columns=columns(classes))
+
+
+def face_entries(image: Image.Image, analysis) -> list[dict]:
+    """What the page keeps of each face to show it when chosen: the API's fields and its crop as a data URI."""
+    from demo.panels import crop, data_uri
+
+    entries = []
+    for d, face in zip(api_faces(analysis), analysis.faces):
+        d["crop"] = data_uri(crop(image, face.box, analysis.width, analysis.height))
+        entries.append(d)
+    return entries
 
 
 def _shrink(image: Image.Image, side: int) -> Image.Image:
@@ -134,6 +192,10 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
     if not path or not Path(path).is_file():
         result["error"] = "no clip was given: upload a video (MP4, MOV, WebM, MKV, ...)"
         return result
+    if is_photo(path):
+        discard_upload(path)
+        result["error"] = f"{name}: this is a photo, not a video; drop it on the Photo tab (or send it to /predict)"
+        return result
     out = upload_folder() / f"video-{uuid.uuid4().hex}"
     out.mkdir(parents=True)
     stem = Path(name).stem or "clip"
@@ -143,7 +205,7 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
         info = probe(path, VIDEO_MAX_SECONDS, server.max_video_bytes)
         total = info.samples(fps)
         with open(table, "w", newline="") as f:
-            rows = csv.writer(f)
+            rows = _Unsmoothed(csv.writer(f))
             rows.writerow(csv_columns(server.pipeline.classes))
             writer = ClipWriter(name, rows, out, fps or info.fps, 0.0)
             try:
@@ -156,9 +218,14 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
                     on_frame=writer.add,
                 )
                 for i, frame in enumerate(frames, 1):
+                    for face in frame["faces"]:
+                        face["probabilities"] = {k: round(v, 4) for k, v in face["probabilities"].items()}
+                        face["score"] = round(face["score"], 4) if face["score"] is not None else None
                     result["frames"].append(frame)
-                    if progress is not None:
-                        progress((i, total) if total else i, desc="frames analysed", unit="frames")
+                    if progress is not None:  # the clip's length is an estimate: the bar never runs past its end
+                        progress((i, max(total, i + 1)) if total else i, desc="frames analysed", unit="frames")
+                if progress is not None:
+                    progress((len(result["frames"]),) * 2, desc="frames analysed", unit="frames")
             finally:
                 writer.close()
     except (VideoError, ValueError) as e:
@@ -174,6 +241,31 @@ def analyze_video(server: ModelServer, path, fps=VIDEO_FPS, progress=None) -> di
     return result
 
 
+class _Unsmoothed:
+    """The page's clips are not smoothed: their CSV leaves out `csv_columns`' last column, smooth_s, which
+    would be empty on every row."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def writerow(self, row):
+        self.writer.writerow(row[:-1])
+
+
+def is_photo(path) -> bool:
+    """A file Pillow reads as a still image (a JPEG or PNG dropped on the Video tab), not a clip FFmpeg would read
+    as one frame."""
+    from fer.inference.video import is_video
+
+    if is_video(path):
+        return False
+    try:
+        with Image.open(path) as im:
+            return getattr(im, "n_frames", 1) == 1
+    except Exception:  # noqa: BLE001 - anything Pillow cannot open is left to the video reader's messages
+        return False
+
+
 def video_message(result: dict) -> str:
     frames = result["frames"]
     tracks = {f["track"] for frame in frames for f in frame["faces"]}
@@ -184,5 +276,13 @@ def video_message(result: dict) -> str:
     return text
 
 
+NO_FACE_HINT = (
+    "Try a smaller **smallest face** under *Face options*, or **read the whole photo as one face** "
+    "(the button below, or *Faces: whole* under *Face options*)."
+)
+
+
 def summary_message(analysis, name: str) -> str:
-    return f"**{name or 'photo'}**: {analysis.message}"  # "no face found", "2 faces found", "showing the 20 largest..."
+    """The one line about a photo: "no face found" (with what to try), "2 faces found", "showing the 20 largest..."."""
+    text = f"**{name or 'photo'}**: {analysis.message}"
+    return f"{text}. {NO_FACE_HINT}" if not analysis.faces else text

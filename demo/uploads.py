@@ -23,7 +23,12 @@ from gradio.utils import NamedString
 log = logging.getLogger("demo")
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
-EXAMPLES = [EXAMPLES_DIR / "astronaut.png", EXAMPLES_DIR / "camera.png"]  # their cached copies are never swept
+EXAMPLES = {  # the page's example photos and their captions (demo/examples/LICENSES.md); their copies are never swept
+    EXAMPLES_DIR / "astronaut.png": "astronaut",
+    EXAMPLES_DIR / "grace_hopper.jpg": "Grace Hopper",
+    EXAMPLES_DIR / "camera.png": "cameraman",
+}
+EXAMPLE_CLIPS = [EXAMPLES_DIR / "walk.mp4"]  # the /predict_video API's example: astronaut.png moving across
 UPLOAD_GRACE_S = 30.0  # an analysed upload is deleted this long after its analysis (see discard_upload)
 UPLOAD_MAX_AGE_S = 600  # files in the upload folder older than this are removed (uploads never analysed)
 SWEEP_EVERY_S = 30  # how often the upload folder is swept
@@ -33,6 +38,8 @@ DEFAULT_UPLOAD_CEILING_MB = 500  # the upload folder is kept below this (FER_UPL
 class PhotoFile(gr.File):
     """`gr.File(type="filepath")` without the empty temporary file Gradio 6 creates in the upload folder for
     every request (`File._process_single_file` opens a NamedTemporaryFile it never uses or removes)."""
+
+    is_template = True  # the page config and the "Use via API" view call it a File, as it is to the front end
 
     def get_block_name(self) -> str:
         return "file"  # the same front-end component
@@ -53,7 +60,11 @@ def upload_folder() -> Path:
 def _is_example(path: Path) -> bool:
     """Gradio's cached copy of one of the page's examples (same name and size): kept, or the example breaks."""
     try:
-        return any(path.name == ex.name and path.stat().st_size == ex.stat().st_size for ex in EXAMPLES if ex.exists())
+        return any(
+            path.name == ex.name and path.stat().st_size == ex.stat().st_size
+            for ex in [*EXAMPLES, *EXAMPLE_CLIPS]
+            if ex.exists()
+        )
     except OSError:
         return False
 
