@@ -73,6 +73,12 @@ def _frozen(net: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
 class FaceDetector:
     """Every face of at least `min_face` pixels in an image: (N, 4) boxes [x1, y1, x2, y2] and (N,) scores."""
 
+    # P-net runs pyramid levels with a side over this many pixels in tiles of about this side (see _pnet), so
+    # memory stays bounded whatever the photo's size; None runs every level whole (same faces)
+    tile: int | None = 256
+    # the R- and O-net crops are cut from regions of the photo of at most about this many pixels (as float: 12 MB)
+    crop_region: int | None = 1 << 20
+
     def __init__(
         self,
         thresholds: tuple[float, float, float] = THRESHOLDS,
@@ -117,22 +123,44 @@ class FaceDetector:
             previous = level  # scale <= 1 (min_face >= 12): every level is smaller than the one before
         return levels
 
+    def _pnet(self, level: Image.Image) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """P-net over one pyramid level: its cells whose face probability reaches the first threshold, row by row,
+        as (K, 2) [y, x], (K,) probabilities and (K, 4) box offsets.
+
+        A level with a side over `tile` pixels runs in tiles: P-net has no padding and one 2×2 pooling, so output
+        cells [c0, c1) read exactly the input pixels [2·c0, 2·(c1 - 1) + 12), and a tile cut there (at an even
+        offset, so the pooling grid and its partial last window fall as in the whole level) gives those cells as
+        the whole level does. Only each tile's cells above the threshold are kept: P-net's activations over a
+        2400×1800 level (a 48-megapixel photo at the default smallest face) took 400 MB."""
+        W, H = level.size
+        threshold = self.thresholds[0]
+        if not self.tile or (W <= self.tile and H <= self.tile):
+            return _cells(*self.pnet(self._tensor(level)), 0, 0, threshold)
+        ow, oh = -(-(W - 2) // 2) - 4, -(-(H - 2) // 2) - 4  # conv 3, pool 2 (ceil), conv 3, conv 3
+        step = (self.tile - PNET_WINDOW + 2) // 2  # output cells per tile: a tile of `tile` input pixels
+        found = []
+        for y0 in range(0, oh, step):
+            for x0 in range(0, ow, step):
+                y1, x1 = min(y0 + step, oh), min(x0 + step, ow)
+                box = (2 * x0, 2 * y0, min(W, 2 * (x1 - 1) + PNET_WINDOW), min(H, 2 * (y1 - 1) + PNET_WINDOW))
+                reg, prob = self.pnet(self._tensor(level.crop(box)))
+                found.append(_cells(reg[..., : y1 - y0, : x1 - x0], prob[..., : y1 - y0, : x1 - x0], y0, x0, threshold))
+        yx, score, offsets = (torch.cat(parts) for parts in zip(*found))
+        order = torch.argsort(yx[:, 0] * ow + yx[:, 1])  # row by row, as the whole level gives them
+        return yx[order], score[order], offsets[order]
+
     def _proposals(self, image: Image.Image, min_face: int) -> torch.Tensor:
         """P-net over the pyramid: (N, 5) squares [x1, y1, x2, y2, score] in image pixels."""
         found = []
         for scale, level in self._pyramid(image, min_face):
-            reg, prob = self.pnet(self._tensor(level))
-            prob = prob[0, 1]
-            ys, xs = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
-            if not len(ys):
+            yx, score, offsets = self._pnet(level)
+            if not len(yx):
                 continue
-            score = prob[ys, xs]
-            q1 = torch.stack([xs, ys], 1).float()
+            q1 = yx.flip(1).float()  # [x, y]
             q1, q2 = ((2 * q1 + 1) / scale).floor(), ((2 * q1 + PNET_WINDOW) / scale).floor()
             boxes = torch.cat([q1, q2], 1)
             keep = nms(boxes, score, 0.5)
-            offsets = reg[0][:, ys[keep], xs[keep]].T  # (K, 4) relative corrections
-            found.append(torch.cat([boxes[keep], score[keep, None], offsets], 1))
+            found.append(torch.cat([boxes[keep], score[keep, None], offsets[keep]], 1))  # offsets: relative corrections
         if not found:
             return torch.zeros(0, 5)
         b = torch.cat(found)
@@ -160,20 +188,19 @@ class FaceDetector:
             if k:
                 source = source.reduce(4) if min(source.size) >= 8 else source
                 scale = source.width / image.width
-            picked = torch.nonzero(level == k).flatten()
-            if not len(picked):
-                continue
-            rois = boxes[picked, :4] * scale
-            # only the part of the source the boxes cover becomes a float tensor
-            x0, y0 = (int(max(0, math.floor(v))) for v in rois[:, :2].min(0).values.tolist())
-            x1 = int(min(source.width, math.ceil(rois[:, 2].max().item()) + 1))
-            y1 = int(min(source.height, math.ceil(rois[:, 3].max().item()) + 1))
-            if x1 <= x0 or y1 <= y0:
-                continue  # every box lies outside the image: black crops
-            region = source.crop((x0, y0, x1, y1))
-            x = torch.from_numpy(np.array(region)).permute(2, 0, 1).unsqueeze(0).contiguous().float()
-            rois = torch.cat([torch.zeros(len(picked), 1), rois - torch.tensor([x0, y0, x0, y0])], 1)
-            out[picked] = roi_align(x, rois, (side, side), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+            # only the part of the source the boxes cover becomes a float tensor, and boxes spread over a large
+            # photo are cut in groups of nearby ones (their bounding region over a 48-megapixel photo took 140 MB)
+            for picked in _nearby(boxes, torch.nonzero(level == k).flatten(), scale, self.crop_region):
+                rois = boxes[picked, :4] * scale
+                x0, y0 = (int(max(0, math.floor(v))) for v in rois[:, :2].min(0).values.tolist())
+                x1 = int(min(source.width, math.ceil(rois[:, 2].max().item()) + 1))
+                y1 = int(min(source.height, math.ceil(rois[:, 3].max().item()) + 1))
+                if x1 <= x0 or y1 <= y0:
+                    continue  # every box lies outside the image: black crops
+                region = source.crop((x0, y0, x1, y1))
+                x = torch.from_numpy(np.array(region)).permute(2, 0, 1).unsqueeze(0).contiguous().float()
+                rois = torch.cat([torch.zeros(len(picked), 1), rois - torch.tensor([x0, y0, x0, y0])], 1)
+                out[picked] = roi_align(x, rois, (side, side), spatial_scale=1.0, sampling_ratio=0, aligned=True)
         return (out - 127.5) * 0.0078125
 
     def _run(self, image: Image.Image, boxes: torch.Tensor, net, side: int, base: float):
@@ -258,6 +285,34 @@ class FaceDetector:
             return _EMPTY
         keep = _nms_min(boxes, prob, 0.7)
         return boxes[keep].numpy().astype(np.float32), prob[keep].numpy().astype(np.float32)
+
+
+def _cells(reg: torch.Tensor, prob: torch.Tensor, y0: int, x0: int, threshold: float):
+    """P-net's output maps (1, 4, h, w) and (1, 2, h, w) whose first cell is [y0, x0] -> the cells at or above
+    threshold, row by row: (K, 2) [y, x], (K,) probabilities, (K, 4) box offsets."""
+    ys, xs = torch.nonzero(prob[0, 1] >= threshold, as_tuple=True)
+    return torch.stack([ys + y0, xs + x0], 1), prob[0, 1, ys, xs], reg[0][:, ys, xs].T
+
+
+def _nearby(boxes: torch.Tensor, picked: torch.Tensor, scale: float, limit: int | None) -> list[torch.Tensor]:
+    """`picked` (indices of `boxes`) in groups, left to right, each spanning at most about `limit` pixels of a
+    source at `scale` (a box larger than that is a group of its own); one group where `limit` is None."""
+    if not len(picked) or not limit:
+        return [picked] if len(picked) else []
+    rois = boxes[picked, :4] * scale
+    order = torch.argsort(rois[:, 0], stable=True).tolist()
+    groups, group, lo, hi = [], [], None, None
+    for i in order:
+        r = rois[i]
+        nlo = r[:2] if lo is None else torch.minimum(lo, r[:2])
+        nhi = r[2:] if hi is None else torch.maximum(hi, r[2:])
+        if group and float((nhi - nlo).clamp(min=0).prod()) > limit:
+            groups.append(picked[group])
+            group, nlo, nhi = [], r[:2], r[2:]
+        group.append(i)
+        lo, hi = nlo, nhi
+    groups.append(picked[group])
+    return groups
 
 
 def _square(boxes: torch.Tensor) -> torch.Tensor:
