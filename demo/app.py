@@ -128,9 +128,9 @@ def described(component, description: str, example=None, json_object: bool = Fal
 
 def example_file(path) -> dict:
     """`handle_file(...)` of an example as a clone of the repository names it (handle_file itself wants the file
-    in the server's working folder, and would show a server path)."""
+    in the server's working folder, and would show a server path); the API view writes it as handle_file('url')."""
     name = path.relative_to(EXAMPLES_DIR.parent.parent).as_posix()
-    return {"path": name, "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
+    return {"path": name, "url": name, "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
 
 
 def accuracy_words(status: dict) -> str:
@@ -343,7 +343,9 @@ def build_app(
                                 label="Webcam snapshot", sources=["webcam"], type="filepath", elem_id="snapshot"
                             )
                     with gr.Column(scale=5, elem_id="results"):
-                        message = gr.Markdown(elem_id="photo-message")
+                        message = gr.Markdown(
+                            "Upload a photo or click an example: its faces appear here.", elem_id="photo-message"
+                        )
                         try_whole = gr.Button(
                             "Read the whole photo as one face", visible=False, size="sm", elem_id="try-whole"
                         )

@@ -39,10 +39,11 @@ PYRAMID_FACTOR = 0.6  # scale step of the image pyramid
 REFINE_STEP = 0.2  # `refine` also looks in squares moved by this part of a known face's side, 8 ways
 # A face that fills the photo (a passport-style crop, its chin and hair cut by the edges) is missed by the O-net,
 # which sees black past the edges. When no face is found, faces of at least FULL_FRAME_FILL of the shorter side
-# are looked for once more with FULL_FRAME_MARGIN of that side of repeated edge pixels around the image: a few
-# tiny pyramid levels, so a photo without a face costs little more. On realphotos-dev this took the photos
-# where no face was found from 16 of 668 to 1 (benchmarks/real_photos.py); margins of 0.15 and 0.25, and grey
-# or mirrored margins, found fewer.
+# are looked for once more with FULL_FRAME_MARGIN of that side of repeated edge pixels around the image, shrunk
+# so those faces span about 96 px: a few tiny pyramid levels. On realphotos-dev this took the photos where no
+# face was found from 16 of 668 to 1 (benchmarks/real_photos.py; 2 when shrunk to 48 px), margins of 0.15 and
+# 0.25, and grey or mirrored margins, found fewer; a photo without a face costs about 7 ms more (the cat, the
+# coffee and a grey 640×480 frame: 17 -> 25 ms each, one thread), one with a face nothing.
 FULL_FRAME_MARGIN = 0.1
 FULL_FRAME_FILL = 0.3
 
@@ -228,13 +229,17 @@ class FaceDetector:
         boxes, prob = self._detect(image, min_face)
         if len(boxes):
             return boxes, prob
-        side = min(image.size)
-        margin = round(FULL_FRAME_MARGIN * side)
+        # the second look needs no more pixels than twice the O-net's 48 on the smallest face it looks for
+        shrink = min(1.0, 2 * 48 / (FULL_FRAME_FILL * min(image.size)))
+        size = (max(1, round(image.width * shrink)), max(1, round(image.height * shrink)))
+        small = image.resize(size, Image.Resampling.BOX) if shrink < 1 else image
+        margin = round(FULL_FRAME_MARGIN * min(small.size))
         if not margin:
             return _EMPTY
-        padded = Image.fromarray(np.pad(np.asarray(image), ((margin, margin), (margin, margin), (0, 0)), mode="edge"))
-        boxes, prob = self._detect(padded, max(min_face, round(FULL_FRAME_FILL * side)))
-        return (boxes - margin, prob) if len(boxes) else _EMPTY
+        padded = Image.fromarray(np.pad(np.asarray(small), ((margin, margin), (margin, margin), (0, 0)), mode="edge"))
+        smallest = max(PNET_WINDOW, round(min_face * shrink), round(FULL_FRAME_FILL * min(small.size)))
+        boxes, prob = self._detect(padded, smallest)
+        return ((boxes - margin) / np.float32(shrink), prob) if len(boxes) else _EMPTY
 
     def _detect(self, image: Image.Image, min_face: int) -> tuple[np.ndarray, np.ndarray]:
         proposals = self._proposals(image, min_face)
