@@ -144,6 +144,15 @@ def accuracy_words(status: dict) -> str:
     )
 
 
+def intro_text(server: ModelServer) -> str:
+    """The page's title and what it does, naming the emotions the serving model reads (7, or FER+'s 8)."""
+    return (
+        "# Facial emotion recognition\nUpload a photo: every face is boxed, numbered and read as one of "
+        + ", ".join(server.pipeline.classes)
+        + ", with how sure the model is."
+    )
+
+
 def model_line(server: ModelServer) -> str:
     """The header's one line on what serves: the model and its accuracy in plain words."""
     s = server.status()
@@ -286,20 +295,14 @@ def build_app(
         return annotate(image, analysis), (dict(largest.probabilities) if largest else None), rate, state
 
     with gr.Blocks(title="Facial emotion recognition", delete_cache=(SWEEP_EVERY_S, UPLOAD_MAX_AGE_S)) as app:
-        gr.Markdown(
-            "# Facial emotion recognition\n"
-            "Upload a photo: every face is boxed, numbered and read as one of "
-            + ", ".join(server.pipeline.classes)
-            + ", with how sure the model is.",
-            elem_id="intro",
-        )
+        intro = gr.Markdown(intro_text(server), elem_id="intro")
         info = gr.Markdown(model_line(server), elem_id="model-info")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=240):
                 with gr.Accordion("Model details", open=False, elem_id="model-details"):
                     details = gr.Markdown(model_details(server), elem_id="model-details-text")
             with gr.Column(scale=2, min_width=300):
-                gr.HTML(legend(server.pipeline.classes), elem_id="legend")
+                colours = gr.HTML(legend(server.pipeline.classes), elem_id="legend")
 
         with gr.Tabs():
             with gr.Tab("Photo", id="photo"):
@@ -534,10 +537,15 @@ def build_app(
 
         timer = gr.Timer(status_every)
         for trigger in (timer.tick, app.load):
-            trigger(
-                lambda: (model_line(server), model_details(server)),
+            trigger(  # a model swapped in may read other emotions (8 for a FER+ model): the words and colours follow
+                lambda: (
+                    model_line(server),
+                    model_details(server),
+                    intro_text(server),
+                    legend(server.pipeline.classes),
+                ),
                 None,
-                [info, details],
+                [info, details, intro, colours],
                 api_visibility="private",
                 show_progress="hidden",
                 concurrency_limit=None,

@@ -230,6 +230,32 @@ def test_reading_says_when_it_is_unsure(probabilities, words, unsure):
     assert tag(3, top, probabilities) == f"#3 {top} {probabilities[top]:.0%}" + (", unsure" if unsure else "")
 
 
+def test_an_eight_emotion_model_gets_its_columns_bars_and_the_crowd_line():
+    """A FER+ model (8 emotions, contempt last) as the production model is about to be: the JSON, the table, the
+    bars and the legend follow its classes, and the page says its percentages estimate how people would split."""
+    from PIL import Image
+
+    from demo.panels import FER2013_LINE, FERPLUS_LINE, face_panel, legend
+    from demo.results import api_faces, face_entries, face_rows
+    from fer import EMOTIONS
+    from fer.inference.faces import FacePipeline
+    from fer.model import create_model
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    pipeline = FacePipeline(create_model(num_classes=len(EMOTIONS)).eval())
+    image = Image.open(need_shared(PHOTOS) / "astronaut.png").convert("RGB")
+    analysis = pipeline.analyze(image)
+    (face,) = api_faces(analysis)
+    assert list(face["probabilities"]) == list(EMOTIONS) and face["n"] == 1
+    assert list(face_rows(analysis).columns) == ["#", "emotion", *EMOTIONS, "face found with"]
+    (entry,) = face_entries(image, analysis)
+    panel = face_panel(entry, ferplus=True)
+    assert FERPLUS_LINE in panel and panel.count('class="bar-row"') == len(EMOTIONS) and ">contempt<" in panel
+    assert FER2013_LINE in face_panel(entry, ferplus=False)
+    assert ">contempt<" in legend(pipeline.classes) and ">contempt<" not in legend(EMOTIONS[:7])
+
+
 def full_frame_face(side: int = 350):
     """astronaut.png cropped to its face, the chin and hair cut by the edges, scaled to side×side: a face that
     fills the photo, as realphotos-dev's Abdullah_Gul_0019.jpg does (found only at some smallest faces before)."""
