@@ -5,6 +5,7 @@ python -m fer train [--recipe paper] [--resume] [--data DIR|CSV] [...one flag pe
 python -m fer evaluate --data DIR|CSV [--split test] [--labels fer2013|ferplus] [--model bundled|PATH|...] [--json]
 python -m fer predict FILE... [--model bundled|PATH|models:/NAME@ALIAS] [--json] [--annotate DIR] [--min-face 40]
 python -m fer predict clip.mp4 [--fps 5] [--csv faces.csv] [--annotate DIR] [--smooth SECONDS]
+python -m fer predict photos/ [--csv faces.csv] [--jsonl faces.jsonl] [--resume] [--progress false]
 python -m fer data DIR|CSV
 python -m fer bundle runs/paper [--name ferplus|fer2013] [--production]   # ship a run's best weights
 python -m fer models
@@ -69,7 +70,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         "images",
         nargs="+",
         metavar="FILE",
-        help="photos (JPEG, PNG, WebP, BMP, TIFF...) and video clips (.mp4, .mov, .mkv, .webm, .avi...)",
+        help="photos (JPEG, PNG, WebP, BMP, TIFF...), video clips (.mp4, .mov, .mkv, .webm, .avi...), folders "
+        "(walked recursively, sorted; photos and clips told by their content) and quoted glob patterns ('**/*.jpg')",
     )
     pr.add_argument("--model", default="bundled", help=MODEL_HELP)
     pr.add_argument(
@@ -92,7 +94,27 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         default=5.0,
         help="video clips: frames analysed per second of video (default 5; 0: every frame)",
     )
-    pr.add_argument("--csv", default="", metavar="PATH", help="video clips: one row per face per sampled frame")
+    pr.add_argument(
+        "--csv",
+        default="",
+        metavar="PATH",
+        help="one row per face, written as each file is done: file, face, x1, y1, x2, y2, score, whole_image, "
+        "emotion, one column per emotion of the model, error (a photo with no face: one row, empty face fields); "
+        "with clips also t, frame, track, smooth_s. Clips alone: video, t, frame, track, x1, y1, x2, y2, emotion, "
+        "the emotions, smooth_s",
+    )
+    pr.add_argument(
+        "--jsonl",
+        default="",
+        metavar="PATH",
+        help="one JSON object per file (as --json gives it), one line each, written as each file is done",
+    )
+    pr.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the --csv / --jsonl output of a stopped run: files already in it are skipped (a CSV's last "
+        "file is analysed again, as the stop may have cut its rows)",
+    )
     pr.add_argument(
         "--smooth",
         type=float,
@@ -105,7 +127,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         type=_parse_bool,
         default=True,
         metavar="{true,false}",
-        help="video clips: show a progress bar on stderr (default true)",
+        help="a progress bar on stderr (files/s, faces so far, time left; clips: frames/s), when stderr is a "
+        "terminal (default true)",
     )
     pr.add_argument(
         "--face-mode",
@@ -315,12 +338,21 @@ class _JsonArray:
 
 
 def cmd_predict(args) -> int:
-    import csv
+    from tqdm import tqdm
 
+    from fer.inference.batch import (
+        InputError,
+        Output,
+        OutputError,
+        PhotoResult,
+        file_key,
+        iter_files,
+        list_inputs,
+        photo_columns,
+    )
     from fer.inference.detect import check_min_face
-    from fer.inference.faces import FacePipeline, annotate
-    from fer.inference.images import ImageError, read_image
-    from fer.inference.video import csv_columns, is_video
+    from fer.inference.faces import FacePipeline
+    from fer.inference.video import csv_columns
     from fer.inference.weights import load_model
 
     try:
@@ -334,79 +366,138 @@ def cmd_predict(args) -> int:
     if args.smooth < 0:
         print(f"error: --smooth {args.smooth}: give seconds, or 0 for no smoothing", file=sys.stderr)
         return 2
+    if args.resume and not (args.csv or args.jsonl):
+        print("error: --resume continues a --csv or --jsonl output: give the one to continue", file=sys.stderr)
+        return 2
+    try:
+        listing = list_inputs(args.images)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     model, _ = load_model(args.model)
     pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
+    clips_only = listing.photos == 0
+    columns = csv_columns(pipeline.classes) if clips_only else photo_columns(pipeline.classes, listing.clips > 0)
+    outputs = {}
+    try:
+        if args.csv:
+            outputs["csv"] = Output(args.csv, columns, args.resume)
+        if args.jsonl:
+            outputs["jsonl"] = Output(args.jsonl, None, args.resume)
+    except (OutputError, OSError) as e:
+        for out in outputs.values():
+            out.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table, lines = outputs.get("csv"), outputs.get("jsonl")
+    done = set.intersection(*(out.done for out in outputs.values())) if outputs else set()
+    todo = sum(file_key(p) not in done for p, _ in listing.files)
+    if args.resume:
+        names = " and ".join(str(out.path) for out in outputs.values())
+        print(f"resuming {names}: {len(listing.files) - todo} files already there, {todo} to go", file=sys.stderr)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    csv_file = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115 - closed below
-    csv_writer = csv.writer(csv_file) if csv_file else None
-    if csv_writer:
-        csv_writer.writerow(csv_columns(pipeline.classes))
     emit = _JsonArray(sys.stdout) if args.json else None
-    written, all_read = set(), True
+    # a bar where someone watches: stderr a terminal (tqdm's disable=None), and not turned off
+    bar = tqdm(total=todo, unit="file", desc="fer predict", file=sys.stderr, disable=None if args.progress else True)
+    written, all_read, faces = set(), True, 0
     try:
-        for path in args.images:
-            if is_video(path):
-                all_read &= _predict_clip(path, pipeline, args, emit, csv_writer, out_dir)
-                continue
-            try:
-                image = read_image(path)
-                analysis = pipeline.analyze(image)
-            except (ImageError, ValueError) as e:  # one bad file is reported and the others still get their answer
-                all_read = False
-                message = str(e) if isinstance(e, ImageError) else f"{Path(path).name}: {e}"  # names the file
-                if emit:
-                    emit.item({"image": path, "faces": [], "error": message})
-                else:
-                    print(f"error: {message}", file=sys.stderr)
-                continue
-            result = {"image": path, "faces": [f.to_dict() for f in analysis.faces], "error": None}
-            if out_dir is not None:
-                stem, n = Path(path).stem, 1
-                target = out_dir / f"{stem}.png"
-                while target in written:  # photo.jpg and photo.png, or a/x.jpg and b/x.jpg, keep apart
-                    n += 1
-                    target = out_dir / f"{stem}-{n}.png"
-                written.add(target)
-                annotate(image, analysis).save(target)
-                result["annotated"] = str(target)
-            if emit:
-                emit.item(result)
+        for item in iter_files(listing, pipeline, skip=done, keep_images=out_dir is not None):
+            if not isinstance(item, PhotoResult):
+                n, ok = _predict_clip(item.path, pipeline, args, emit, columns, table, lines, out_dir, bar)
+                all_read &= ok
+                faces += n
             else:
-                print(_predict_table(path, analysis))
-                if out_dir is not None:
-                    print(f"  annotated: {result['annotated']}")
+                all_read &= item.error is None
+                faces += _predict_photo(item, args, emit, columns, table, lines, out_dir, written, bar)
+            bar.update(1)
+            bar.set_postfix(faces=faces, refresh=False)
     finally:
+        bar.close()
         if emit:
             emit.close()
-        if csv_file:
-            csv_file.close()
+        for out in outputs.values():
+            out.close()
     return 0 if all_read else 2
 
 
-def _predict_clip(path: str, pipeline, args, emit, csv_writer, out_dir) -> bool:
-    """One video clip of `fer predict`: frames sampled, faces tracked, outputs written. False if it failed."""
+def _predict_photo(item, args, emit, columns, table, lines, out_dir, written, bar) -> int:
+    """One photo's outputs of `fer predict`; the number of faces it has."""
+    from fer.inference.batch import file_key, photo_rows
+    from fer.inference.faces import annotate
+
+    key = file_key(item.path)
+    analysis = item.analysis
+    result = {"image": item.path, "faces": [f.to_dict() for f in analysis.faces] if analysis else [], "error": None}
+    if item.error is not None:  # one bad file is reported and the others still get their answer
+        result["error"] = item.error
+    elif out_dir is not None:
+        stem, n = Path(item.path).stem, 1
+        target = out_dir / f"{stem}.png"
+        while target in written:  # photo.jpg and photo.png, or a/x.jpg and b/x.jpg, keep apart
+            n += 1
+            target = out_dir / f"{stem}-{n}.png"
+        written.add(target)
+        annotate(item.image, analysis).save(target)
+        result["annotated"] = str(target)
+    if table is not None and key not in table.done:
+        table.write_rows(photo_rows(columns, item))
+    if lines is not None and key not in lines.done:
+        lines.write_object(result)
+    if emit:
+        emit.item(result)
+    elif item.error is not None:
+        bar.write(f"error: {item.error}", file=sys.stderr)
+    else:
+        bar.write(_predict_table(item.path, analysis), file=sys.stdout)
+        if out_dir is not None:
+            bar.write(f"  annotated: {result['annotated']}", file=sys.stdout)
+    return len(result["faces"])
+
+
+def _predict_clip(path: str, pipeline, args, emit, columns, table, lines, out_dir, outer) -> tuple[int, bool]:
+    """One video clip of `fer predict`: frames sampled, faces tracked, outputs written. (faces, whether it was read
+    to its end)."""
     from tqdm import tqdm
 
-    from fer.inference.video import ClipWriter, VideoError, analyze_clip, probe
+    from fer.inference.batch import clip_rows, file_key
+    from fer.inference.video import ClipWriter, VideoError, analyze_clip, csv_rows, probe
 
-    error, n_frames, tracks, info, writer = None, 0, set(), None, None
+    key = file_key(path)
+    table = table if table is not None and key not in table.done else None
+    lines = lines if lines is not None and key not in lines.done else None
+    clip_table = table is not None and columns[0] == "video"  # a run of clips alone keeps the clips' own columns
+    error, n_frames, n_faces, tracks, info, writer = None, 0, 0, set(), None, None
+    head = {"video": path, "sampled_fps": args.fps or None, "smooth_s": args.smooth or None}
+    frames = [] if lines is not None else None
     if emit:
         emit.begin_item()
-        head = {"video": path, "sampled_fps": args.fps or None, "smooth_s": args.smooth or None}
         emit.out.write(json.dumps(head)[:-1] + ', "frames": [')
     bar = None
     try:
         info = probe(path)
-        writer = ClipWriter(path, csv_writer, out_dir, args.fps or info.fps, args.smooth)
+        writer = ClipWriter(path, None, out_dir, args.fps or info.fps, args.smooth)
         bar = tqdm(
-            total=info.samples(args.fps), desc=info.name, unit="frame", file=sys.stderr, disable=not args.progress
+            total=info.samples(args.fps),
+            desc=info.name,
+            unit="frame",
+            file=sys.stderr,
+            disable=None if args.progress else True,
+            position=1,
+            leave=False,
         )
         for result in analyze_clip(pipeline, path, fps=args.fps, smooth=args.smooth, on_frame=writer.add):
             if emit:
                 emit.out.write(("" if n_frames == 0 else ", ") + json.dumps(result))
+            if frames is not None:
+                frames.append(result)
+            if clip_table:
+                table.write_rows([dict(zip(columns, [path, *row])) for row in csv_rows(result, args.smooth)])
+            elif table is not None:
+                table.write_rows(clip_rows(columns, path, result, args.smooth))
             n_frames += 1
+            n_faces += len(result["faces"])
             tracks.update(f["track"] for f in result["faces"])
             bar.update(1)
     except (VideoError, ValueError) as e:
@@ -417,21 +508,27 @@ def _predict_clip(path: str, pipeline, args, emit, csv_writer, out_dir) -> bool:
         if writer is not None:
             writer.close()
     outputs = writer.outputs() if writer is not None else {}
+    if table is not None and not clip_table and error is not None:
+        table.write_rows([{"file": path, "error": error}])
+    if lines is not None:
+        lines.write_object({**head, "frames": frames, "error": error, **outputs})
     if emit:
         tail = {"error": error, **outputs}
         emit.out.write("], " + json.dumps(tail)[1:])
     else:
         if info is not None:
             rate = f"{args.fps:g}/s" if args.fps else "every frame"
-            print(
+            outer.write(
                 f"{path} ({info.width}×{info.height}, {info.duration:.1f} s, {info.codec}): {n_frames} frames sampled "
-                f"({rate}), {len(tracks)} face track(s)" + (f", smoothed over {args.smooth:g} s" if args.smooth else "")
+                f"({rate}), {len(tracks)} face track(s)"
+                + (f", smoothed over {args.smooth:g} s" if args.smooth else ""),
+                file=sys.stdout,
             )
         for kind, where in outputs.items():
-            print(f"  {kind}: {where}")
+            outer.write(f"  {kind}: {where}", file=sys.stdout)
         if error:
-            print(f"error: {error}", file=sys.stderr)
-    return error is None
+            outer.write(f"error: {error}", file=sys.stderr)
+    return n_faces, error is None
 
 
 def cmd_data(args) -> int:
@@ -494,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         hint = "; `python -m fer train --resume` continues from the last checkpoint" if args.command == "train" else ""
+        if args.command == "predict" and (args.csv or args.jsonl):
+            hint = "; the same command with --resume continues the output where it stopped"
         print(f"interrupted{hint}", file=sys.stderr)
         return 130
 

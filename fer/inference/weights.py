@@ -164,7 +164,7 @@ def for_inference(model: nn.Module) -> nn.Module:
 SERVED_PATHS = ("onnxruntime", "torchscript", "eager")  # what `serve` chooses among (FER_SERVED_PATH forces one)
 SERVED_PATH_ENV = "FER_SERVED_PATH"
 SERVED_ATOL = 1e-4  # the logits every path must give, at most this far from the eager model's
-_SERVED_FORMAT = "fer-served-v1"  # part of every cache key: a change to the export below makes new keys
+_SERVED_FORMAT = "fer-served-v2"  # part of every cache key: a change to the export below makes new keys
 
 
 class OnnxClassifier(nn.Module):
@@ -196,13 +196,44 @@ class OnnxClassifier(nn.Module):
         return self
 
 
+class _Members(nn.Module):
+    """A stacked ensemble (fer.model.stack) as its networks side by side again: the mean of their logits, over
+    the temperature. ONNX Runtime runs the networks' plain convolutions 15-25% faster than the grouped ones of
+    the stacked graph (the bundled model, one thread, AMD EPYC); PyTorch runs the stacked one faster."""
+
+    def __init__(self, model: MiniXception):
+        super().__init__()
+        from dataclasses import replace
+
+        m, cfg = model.cfg.members, replace(model.cfg, members=1, temperature=1.0)
+        state = model.state_dict()
+        self.nets = nn.ModuleList()
+        for k in range(m):
+            net = MiniXception(cfg)
+            own = {}
+            for name, value in net.state_dict().items():
+                whole = state[name]  # every stacked tensor holds the networks' own ones one after the other
+                own[name] = whole if value.dim() == whole.dim() == 0 else whole[k * len(value) : (k + 1) * len(value)]
+            net.load_state_dict(own)
+            self.nets.append(net.eval())
+        self.temperature = model.cfg.temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(0) / self.temperature
+
+
 def to_onnx(model: nn.Module) -> bytes:
     """The classifier as an ONNX graph with a dynamic batch, from torch's TorchScript-based exporter (the
     torch.export-based one needs the onnxscript package and takes 20× as long for the same graph)."""
     import io
 
-    source = ExportedModel(model) if isinstance(model, torch.fx.GraphModule) else model  # (a GraphModule refuses
-    buffer = io.BytesIO()  # the exporter's train(False))
+    if isinstance(model, torch.fx.GraphModule):
+        source = ExportedModel(model)  # (a GraphModule refuses the exporter's train(False))
+    elif isinstance(model, MiniXception) and model.cfg.members > 1:
+        source = _Members(model).eval()
+    else:
+        source = model
+    buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice and tracer notes on 48×48 shape checks
         torch.onnx.export(
