@@ -42,8 +42,9 @@ REFINE_STEP = 0.2  # `refine` also looks in squares moved by this part of a know
 # are looked for once more with FULL_FRAME_MARGIN of that side of repeated edge pixels around the image, shrunk
 # so those faces span about 96 px: a few tiny pyramid levels. On realphotos-dev this took the photos where no
 # face was found from 16 of 668 to 1 (benchmarks/real_photos.py; 2 when shrunk to 48 px), margins of 0.15 and
-# 0.25, and grey or mirrored margins, found fewer; a photo without a face costs about 7 ms more (the cat, the
-# coffee and a grey 640×480 frame: 17 -> 25 ms each, one thread), one with a face nothing.
+# 0.25, and grey or mirrored margins, found fewer. A photo without a face costs 1.2-2× its detection (the cat,
+# the coffee and a grey frame: +3 to +18 ms on 14-19 ms, one thread, two trainings running on the machine;
+# benchmarks/full_frame.py), one with a face nothing.
 FULL_FRAME_MARGIN = 0.1
 FULL_FRAME_FILL = 0.3
 
