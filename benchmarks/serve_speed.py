@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 with urllib.request.urlopen(request, timeout=300) as response:
                     answer = json.loads(response.read())["predictions"][0]
-                return answer["error"] or (None if json.loads(answer["faces"]) else "no face found")
+                faces = answer["faces"]  # objects; JSON text from a version logged before issue 38
+                faces = json.loads(faces) if isinstance(faces, str) else faces
+                return answer["error"] or (None if faces else "no face found")
 
             return call
 

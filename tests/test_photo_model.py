@@ -29,7 +29,7 @@ print(json.dumps(out.to_dict(orient="records")))
 def test_photo_model_logged_from_code_answers_photos_with_pickles_refused(tmp_path, mlflow_store):
     import mlflow
 
-    from fer.inference.mlflow_model import log_photo_model
+    from fer.inference.mlflow_model import log_photo_model, model_classes
     from fer.inference.weights import load_mlflow, load_model
 
     model, _ = load_model("bundled")
@@ -60,11 +60,21 @@ def test_photo_model_logged_from_code_answers_photos_with_pickles_refused(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.splitlines()[-1])
-    faces = [json.loads(r["faces"]) for r in rows]
+    faces = [r["faces"] for r in rows]  # objects, not JSON text to parse again
     assert [len(f) for f in faces] == [1, 0, 0, 1] and faces[3] == faces[0]  # base64 text reads as its bytes
     assert rows[0]["error"] == "" and rows[1]["error"] == ""
     assert rows[2]["error"].startswith("row 2: not an image")
-    assert set(faces[0][0]) == {"box", "score", "emotion", "probabilities", "whole_image"}
+    face = faces[0][0]
+    assert set(face) == {"box", "score", "emotion", "probabilities", "whole_image"}
+    assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"]) and face["score"] > 0.9
+    assert list(face["probabilities"]) == list(model_classes(model)) and face["emotion"] in face["probabilities"]
+
+    # the signature types the faces: an array of objects whose probabilities name the model's emotions
+    signature = mlflow.models.get_model_info(info.model_uri).signature.to_dict()
+    outputs = json.loads(signature["outputs"])
+    assert [o["name"] for o in outputs] == ["faces", "error"] and outputs[0]["type"] == "array"
+    probabilities = outputs[0]["items"]["properties"]["probabilities"]["properties"]
+    assert sorted(probabilities) == sorted(model_classes(model))  # (MLflow keeps an object's fields sorted)
 
     # the demo's loader finds the classifier graph inside the photo model
     classifier, _ = load_mlflow(info.model_uri)

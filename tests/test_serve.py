@@ -56,11 +56,16 @@ def serve(store: str, tmp_path: Path, name: str):
     return spawned(cmd, tmp_path / f"{name}.log", tmp_path, env), f"http://127.0.0.1:{port}"
 
 
+V1_PHOTO_MODEL = Path(__file__).with_name("photo_model_v1.py")  # the pyfunc as the first versions were logged
+
+
 def test_mlflow_models_serve_answers_photos_and_follows_the_alias(tmp_path, mlflow_store):
     import torch
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
 
-    from fer import REGISTERED_MODEL
-    from fer.inference.mlflow_model import log_model
+    from fer import LABELS, REGISTERED_MODEL
+    from fer.inference.mlflow_model import log_photo_model
     from fer.model import create_model
     from registry import Registry
 
@@ -74,23 +79,37 @@ def test_mlflow_models_serve_answers_photos_and_follows_the_alias(tmp_path, mlfl
         wait_until_up(proc, f"{url}/ping", tmp_path / "v1.log")
         first = invoke(url, [astronaut, coffee, b"these are words, not pixels"])
         again = invoke(url, [astronaut])  # the bad row did not take the server down
-    faces = [json.loads(row["faces"]) for row in first]
+    faces = [row["faces"] for row in first]  # JSON objects in the answer: nothing to parse twice
     assert [len(f) for f in faces] == [1, 0, 0]
     assert first[0]["error"] == "" and first[1]["error"] == ""
     assert first[2]["error"].startswith("row 2: not an image")
-    assert json.loads(again[0]["faces"]) == faces[0]
-    assert set(faces[0][0]) == {"box", "score", "emotion", "probabilities", "whole_image"}
+    assert again[0]["faces"] == faces[0]
+    face = faces[0][0]
+    assert set(face) == {"box", "score", "emotion", "probabilities", "whole_image"}
+    assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])  # numbers, not text
+    assert isinstance(face["score"], float) and face["whole_image"] is False
+    assert list(face["probabilities"]) == list(LABELS)  # the served model's emotions, in its order
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
 
-    # a second version moved into production by alias is what a newly started server serves
+    # a second version, logged as the first versions of the product logged theirs (faces as JSON text), moved
+    # into production by alias: a newly started server serves it, with its own code and its own answers
     import mlflow
 
     torch.manual_seed(1)
+    text_signature = ModelSignature(
+        inputs=Schema([ColSpec("binary", "image")]),
+        outputs=Schema([ColSpec("string", "faces"), ColSpec("string", "error")]),
+    )
     with mlflow.start_run():
-        version = log_model(create_model().eval(), registered_name=REGISTERED_MODEL, card={})["registered_version"]
+        info = log_photo_model(create_model().eval(), python_model=V1_PHOTO_MODEL, signature=text_signature)
+    version = mlflow.register_model(info.model_uri, REGISTERED_MODEL).version
     registry.promote(int(version))
     manager, url = serve(mlflow_store, tmp_path, "v2")
     with manager as proc:
         wait_until_up(proc, f"{url}/ping", tmp_path / "v2.log")
-        second = json.loads(invoke(url, [astronaut])[0]["faces"])
-    assert len(second) == 1 and second[0]["box"] == faces[0][0]["box"]  # the same detector
-    assert second[0]["probabilities"] != faces[0][0]["probabilities"]  # another classifier: version 2
+        [old] = invoke(url, [astronaut])
+    assert isinstance(old["faces"], str) and old["error"] == ""
+    second = json.loads(old["faces"])
+    assert len(second) == 1 and second[0]["box"] == face["box"]  # the same detector
+    assert second[0]["probabilities"] != face["probabilities"]  # another classifier: version 2

@@ -52,7 +52,9 @@ def spark(tmp_path, monkeypatch):
 
 def test_spark_udf_scores_a_photo_folder_like_fer_predict(tmp_path, mlflow_store, spark):
     import mlflow
+    from pyspark.sql import functions as F
 
+    from fer import LABELS
     from registry import Registry
 
     photos = sorted(need_shared(REAL_PHOTOS).glob("*.jpg"))[:N_PHOTOS]
@@ -70,11 +72,26 @@ def test_spark_udf_scores_a_photo_folder_like_fer_predict(tmp_path, mlflow_store
         frame = frame.repartition(PARTITIONS)
         assert frame.rdd.getNumPartitions() == PARTITIONS
         scored = frame.select("path", udf("content").alias("result")).select("path", "result.faces", "result.error")
-        rows = {Path(r["path"].removeprefix("file:")).name: r for r in scored.collect()}
+        scored.cache()
+        # a column Spark can query: an array of structs, probabilities a struct of the model's emotions
+        face = scored.schema["faces"].dataType.elementType
+        assert scored.schema["faces"].dataType.typeName() == "array" and face.typeName() == "struct"
+        assert face["box"].dataType.simpleString() == "array<bigint>" and face["score"].dataType.typeName() == "double"
+        assert face["emotion"].dataType.typeName() == "string" and face["whole_image"].dataType.typeName() == "boolean"
+        assert sorted(face["probabilities"].dataType.fieldNames()) == sorted(LABELS)
+        happy = (
+            scored.select(F.explode("faces").alias("face"))
+            .where(F.col("face.probabilities.happy") > 0.5)
+            .select("face.emotion")
+            .distinct()
+            .collect()
+        )
+        rows = {Path(r["path"].removeprefix("file:")).name: r.asDict(recursive=True) for r in scored.collect()}
     assert len(rows) == N_PHOTOS + 1
+    assert [r["emotion"] for r in happy] == ["happy"]  # more than half happy: read as happy, by Spark itself
 
     assert "corrupt image" in (rows["broken.jpg"]["error"] or "")
-    assert json.loads(rows["broken.jpg"]["faces"]) == []
+    assert rows["broken.jpg"]["faces"] == []
 
     cli = subprocess.run(
         [sys.executable, "-m", "fer", "predict", "--json", *map(str, sorted(folder.glob("*.jpg")))],
@@ -93,10 +110,11 @@ def test_spark_udf_scores_a_photo_folder_like_fer_predict(tmp_path, mlflow_store
         if name == "broken.jpg":
             continue
         assert row["error"] == "", name  # empty, not the text "None"
-        faces, want = json.loads(row["faces"]), expected[name]["faces"]
+        faces, want = row["faces"], expected[name]["faces"]
         assert len(faces) == len(want), name
         for got, ref in zip(faces, want):
             assert got["box"] == ref["box"] and got["emotion"] == ref["emotion"], name
+            assert got["score"] == pytest.approx(ref["score"], abs=1e-5), name
             assert got["probabilities"] == pytest.approx(ref["probabilities"], abs=1e-4), name
         found += bool(faces)
     assert found > 0.9 * N_PHOTOS  # these are photos of people: most have a face

@@ -65,19 +65,49 @@ def photo_requirements() -> list[str]:
     return [f"{n}=={md.version(n)}" for n in names]
 
 
-def log_photo_model(model: torch.nn.Module, name: str = "model"):
-    """Log, in the active run, the pyfunc model of fer/photo_model.py (photos in, faces out) from code: the
-    classifier as an MLflow pytorch model in the pt2 format and MTCNN's weights are its artifacts, the `fer`
-    package its code. Returns MLflow's ModelInfo."""
-    import shutil
-    import tempfile
+def model_classes(model: torch.nn.Module) -> tuple[str, ...]:
+    """The emotions a classifier reads, told by its outputs (7: FER2013's, 8: FER+'s), as FacePipeline tells them."""
+    from fer import EMOTIONS
 
+    with torch.no_grad():
+        return EMOTIONS[: model(torch.zeros(1, 1, 48, 48)).shape[1]]
+
+
+def photo_signature(classes: tuple[str, ...]):
+    """Photos in (bytes; base64 over REST), per photo `faces` out as an array of objects whose `probabilities`
+    has one field per emotion of the model, and `error`: what `mlflow models serve` answers as JSON objects and
+    `spark_udf` gives as an array of structs."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import Array, Object, Property
+
+    face = Object(
+        [
+            Property("box", Array("long")),  # [x1, y1, x2, y2] in the photo's pixels
+            Property("score", "double", required=False),  # the detector's; null for a whole image read as one face
+            Property("emotion", "string"),
+            Property("probabilities", Object([Property(c, "double") for c in classes])),
+            Property("whole_image", "boolean"),
+        ]
+    )
+    return ModelSignature(
+        inputs=Schema([ColSpec("binary", "image")]),
+        outputs=Schema([ColSpec(Array(face), "faces"), ColSpec("string", "error")]),
+    )
+
+
+def log_photo_model(model: torch.nn.Module, name: str = "model", python_model: Path = PHOTO_MODEL_CODE, signature=None):
+    """Log, in the active run, the pyfunc model of fer/photo_model.py (photos in, faces out) from code: the
+    classifier as an MLflow pytorch model in the pt2 format and MTCNN's weights are its artifacts, the `fer`
+    package its code. `python_model` and `signature` (default: photo_signature of the model's emotions) are for
+    a test that logs a version as older code did. Returns MLflow's ModelInfo."""
+    import shutil
+    import tempfile
 
     from fer.inference.detect import mtcnn_weights
 
     model = model.cpu().eval().to(memory_format=torch.contiguous_format)
+    signature = signature or photo_signature(model_classes(model))
     with tempfile.TemporaryDirectory(prefix="fer-photo-model-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         classifier = Path(tmp) / "classifier"
@@ -90,13 +120,9 @@ def log_photo_model(model: torch.nn.Module, name: str = "model"):
             shutil.copy(mtcnn_weights() / f"{net}.pt", mtcnn / f"{net}.pt")
         code = Path(tmp) / "code" / "fer"  # the package without its bundled weights (the classifier is an artifact)
         shutil.copytree(PACKAGE_DIR, code, ignore=shutil.ignore_patterns("bundled", "__pycache__"))
-        signature = ModelSignature(
-            inputs=Schema([ColSpec("binary", "image")]),
-            outputs=Schema([ColSpec("string", "faces"), ColSpec("string", "error")]),
-        )
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=str(PHOTO_MODEL_CODE),
+            python_model=str(python_model),
             artifacts={"classifier": str(classifier), "mtcnn": str(mtcnn)},
             code_paths=[str(code)],
             signature=signature,

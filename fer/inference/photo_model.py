@@ -7,14 +7,18 @@ the model.
 
 Input: a DataFrame whose `image` column holds each photo's bytes (base64 text over REST, where the signature's
 `binary` type decodes it; raw bytes from Spark's `binaryFile` source or pandas). Output: one row per photo,
-`faces` (the JSON array `fer predict --json` gives for the photo) and `error` (empty, or a message naming the row
-and the problem; empty rather than null, because `spark_udf` turns a null beside a message into the text "None").
-A bad row gets its error; the other rows still get their answer.
+`faces` (a list of objects as `fer predict --json` gives them: `box` four integers, `score` a number or null,
+`emotion`, `probabilities` one number per emotion of the model, `whole_image`) and `error` (empty, or a message
+naming the row and the problem; empty rather than null, because `spark_udf` turns a null beside a message into the
+text "None"). The signature (fer.inference.mlflow_model.photo_signature) types `faces` as an array of objects, so
+`mlflow models serve` answers JSON objects and `spark_udf` gives an array of structs. A bad row gets its error; the
+other rows still get their answer.
+
+Versions logged before (`faces` as a JSON string) carry their own copy of this file and keep answering strings.
 """
 
 import base64
 import binascii
-import json
 from pathlib import Path
 
 import mlflow
@@ -49,9 +53,9 @@ class PhotoModel(PythonModel):
             try:
                 image = read_image(_photo_bytes(value, name), name=name)
                 faces = [f.to_dict() for f in self.pipeline.analyze(image).faces]
-                rows.append({"faces": json.dumps(faces), "error": ""})
+                rows.append({"faces": faces, "error": ""})
             except (ImageError, ValueError) as e:
-                rows.append({"faces": "[]", "error": str(e)})
+                rows.append({"faces": [], "error": str(e)})
         return pd.DataFrame(rows, columns=OUTPUT_COLUMNS, dtype=object)
 
 
