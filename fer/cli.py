@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -338,6 +339,16 @@ class _JsonArray:
 
 
 def cmd_predict(args) -> int:
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _predict(args)
+    finally:
+        torch.set_num_threads(threads)  # the thread count chosen for a run ends with it (main() called in-process)
+
+
+def _predict(args) -> int:
     from tqdm import tqdm
 
     from fer.inference.batch import (
@@ -347,6 +358,7 @@ def cmd_predict(args) -> int:
         PhotoResult,
         file_key,
         iter_files,
+        lanes_and_threads,
         list_inputs,
         photo_columns,
     )
@@ -374,6 +386,12 @@ def cmd_predict(args) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    lanes = 1
+    if "OMP_NUM_THREADS" not in os.environ:  # (a thread count the user set is theirs)
+        import torch
+
+        lanes, threads = lanes_and_threads(listing.photos)
+        torch.set_num_threads(threads)  # before the model loads: its ONNX Runtime session takes the same count
     model, _ = load_model(args.model)
     pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
     clips_only = listing.photos == 0
@@ -403,7 +421,7 @@ def cmd_predict(args) -> int:
     bar = tqdm(total=todo, unit="file", desc="fer predict", file=sys.stderr, disable=None if args.progress else True)
     written, all_read, faces = set(), True, 0
     try:
-        for item in iter_files(listing, pipeline, skip=done, keep_images=out_dir is not None):
+        for item in iter_files(listing, pipeline, skip=done, keep_images=out_dir is not None, lanes=lanes):
             if not isinstance(item, PhotoResult):
                 n, ok = _predict_clip(item.path, pipeline, args, emit, columns, table, lines, out_dir, bar)
                 all_read &= ok
