@@ -244,6 +244,23 @@ def stack(models: list[MiniXception]) -> MiniXception:
     return out.eval()
 
 
+def unstack(model: MiniXception) -> list[MiniXception]:
+    """The networks of an ensemble made by `stack`, each on its own (temperature 1), in order."""
+    m = model.cfg.members
+    if m == 1:
+        return [model]
+    one = replace(model.cfg, members=1, temperature=1.0)
+    out = [MiniXception(one) for _ in range(m)]
+    for k, net in enumerate(out):
+        net.load_state_dict(
+            {
+                key: v if key.endswith("num_batches_tracked") else v.chunk(m)[k].clone()
+                for key, v in model.state_dict().items()
+            }
+        )
+    return [net.eval() for net in out]
+
+
 def load_grown(model: MiniXception, state: dict[str, torch.Tensor], num_classes: int) -> None:
     """Load `state`, the weights of a network of `model`'s shape with `num_classes` outputs, into `model`, which
     may have more outputs: each new output of the head starts as a copy of the last old one (neutral, for a

@@ -175,6 +175,36 @@ def tiny_folder(tmp_path_factory) -> Path:
     return write_folder(tmp_path_factory.mktemp("tiny") / "fer2013", n_train=40, n_test=8)
 
 
+def fer_in_process(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m fer ARGS` run by this process (fer.cli.main), its output captured: what fer_cli gives, without
+    the seconds a new interpreter spends importing torch and MLflow. For commands whose test needs no process of
+    their own (no kill, no signal, no environment of their own); torch's thread count is put back afterwards."""
+    import contextlib
+    import io
+
+    import torch
+
+    from fer.cli import main
+
+    out, err, threads, before = io.StringIO(), io.StringIO(), torch.get_num_threads(), os.getcwd()
+    try:
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse and the commands' own refusals
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+    finally:
+        os.chdir(before)
+        torch.set_num_threads(threads)
+    proc = subprocess.CompletedProcess(["fer", *map(str, args)], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"fer {' '.join(map(str, args))} exited {code}\n{proc.stderr[-4000:]}")
+    return proc
+
+
 def fer_cli(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True, timeout: int = 300):
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.run(

@@ -164,3 +164,19 @@ def test_stack_is_the_mean_of_the_networks_logits_in_one_graph(tmp_path):
     other = create_model(ModelConfig(input_pool=2, widths=(16, 32, 64, 64))).eval()
     with pytest.raises(ValueError, match="network 1 differs from network 0"):
         stack([nets[0], other])
+
+
+def test_an_ensemble_comes_apart_into_the_networks_it_was_stacked_from():
+    from fer.model import stack, unstack
+
+    torch.manual_seed(0)
+    nets = [create_model(ModelConfig(stem_channels=4, widths=(8, 8, 8, 8))).eval() for _ in range(3)]
+    for net in nets:  # BatchNorm statistics of their own, as trained networks have
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    x = torch.rand(4, 1, 48, 48)
+    with torch.no_grad():
+        assert all(torch.allclose(a(x), b(x), atol=1e-5) for a, b in zip(nets, unstack(stack(nets))))
+        assert not torch.allclose(nets[0](x), nets[1](x))

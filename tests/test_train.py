@@ -13,7 +13,7 @@ from fer.model import count_parameters, create_model
 from fer.training import trainer as train
 from fer.training.config import recipe
 from fer.training.trainer import EarlyStopping, Plateau, autocast_bf16, channels_last_choice, cosine_lr, native_bf16
-from tests.conftest import ROOT, fer_cli
+from tests.conftest import ROOT, fer_cli, fer_in_process
 
 
 @pytest.mark.parametrize(
@@ -351,7 +351,7 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     runs = []
     for seed, split_seed in ((0, "0"), (1, "0"), (2, "-1")):  # the third keeps its own split (seed 2)
         out = tmp_path / f"s{seed}"
-        fer_cli(
+        fer_in_process(
             "train",
             "--data",
             str(tiny_folder),
@@ -368,7 +368,7 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     assert cards[0]["validation"]["n"] == cards[1]["validation"]["n"] == 56  # 20% of 40 per class, same split
 
     to = tmp_path / "ensemble"
-    out = fer_cli("bundle", *runs[:2], "--data", str(tiny_folder), "--to", str(to)).stdout
+    out = fer_in_process("bundle", *runs[:2], "--data", str(tiny_folder), "--to", str(to)).stdout
     assert "x2" in out and "1+1 epochs" in out
     card = json.loads((to / "card.json").read_text())
     assert card["params"] == 2 * cards[0]["params"] and card["config"]["model"]["members"] == 2
@@ -376,11 +376,13 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     assert card["command"].splitlines()[-1] == f"python -m fer bundle {runs[0]} {runs[1]}"
     assert 0 <= card["validation"]["accuracy"] <= 1 and card["calibration"]["temperature"] > 0
     measured = json.loads(
-        fer_cli("evaluate", "--data", str(tiny_folder), "--model", str(to / "model.pt"), "--json").stdout
+        fer_in_process("evaluate", "--data", str(tiny_folder), "--model", str(to / "model.pt"), "--json").stdout
     )
     assert measured["accuracy"] == pytest.approx(card["publictest"]["accuracy"], abs=1e-6)
 
-    refused = fer_cli("bundle", runs[0], runs[2], "--data", str(tiny_folder), "--to", str(tmp_path / "x"), check=False)
+    refused = fer_in_process(
+        "bundle", runs[0], runs[2], "--data", str(tiny_folder), "--to", str(tmp_path / "x"), check=False
+    )
     assert refused.returncode != 0 and "another validation split" in refused.stderr
     assert "(val 'split', fraction 0.2, split seed 2) than" in refused.stderr and "split seed 0)" in refused.stderr
     assert not (tmp_path / "x").exists()
@@ -390,7 +392,7 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     work.mkdir()
     student = work / "runs" / "paper"
     teacher = f"{runs[0]},{runs[1]}"
-    taught = fer_cli("train", "--data", str(tiny_folder), *flags, "--distill", teacher, "--split-seed", "0",
+    taught = fer_in_process("train", "--data", str(tiny_folder), *flags, "--distill", teacher, "--split-seed", "0",
                      "--seed", "3", cwd=work)  # fmt: skip
     assert f"distilling from {runs[0]}, {runs[1]} (2 network(s))" in taught.stderr
     assert sorted(p.name for p in work.iterdir()) == ["runs"]  # the teacher's logits went to the run folder
@@ -398,13 +400,13 @@ def test_bundle_of_several_runs_is_one_ensemble_selected_on_their_shared_split(t
     assert card["config"]["distill"] == teacher and f"--distill {teacher}" in card["command"]
     # resumed, the student reads its teacher's logits back; a teacher trained further is asked again
     kept = student / "teacher_logits.pt"
-    resumed = fer_cli("train", "--out", str(student), "--resume", "--epochs", "2")
+    resumed = fer_in_process("train", "--out", str(student), "--resume", "--epochs", "2")
     assert f"the teacher's logits read back from {kept}" in resumed.stderr and "distilling from" not in resumed.stderr
     os.utime(Path(runs[0]) / "last.pt", ns=(1, 1))
-    anew = fer_cli("train", "--out", str(student), "--resume", "--epochs", "3")
+    anew = fer_in_process("train", "--out", str(student), "--resume", "--epochs", "3")
     assert "distilling from" in anew.stderr and "read back" not in anew.stderr
-    leak = fer_cli("train", "--data", str(tiny_folder), "--out", str(tmp_path / "leak"), *flags, "--distill", teacher,
-                   "--seed", "3", check=False)  # fmt: skip
+    leak = fer_in_process("train", "--data", str(tiny_folder), "--out", str(tmp_path / "leak"), *flags,
+                          "--distill", teacher, "--seed", "3", check=False)  # fmt: skip
     assert leak.returncode != 0 and "the teacher was selected on another validation split" in leak.stderr
     assert "Pass --split-seed 0" in leak.stderr
 

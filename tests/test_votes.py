@@ -12,7 +12,7 @@ from fer import EMOTIONS, LABELS
 from fer.data import fer2013
 from fer.data.votes import FERPLUS_NAMES, HEADER, VotesError, read_votes
 from fer.model import ModelConfig, create_model, load_grown
-from tests.conftest import fer_cli, write_csv, write_votes
+from tests.conftest import fer_in_process, write_csv, write_votes
 
 NARROW = ["--model.stem-channels", "4", "--model.widths", "8,8,8,8", "--batch-size", "32", "--threads", "1"]
 
@@ -104,7 +104,7 @@ def test_a_fer2013_network_grows_an_eighth_emotion_and_reads_the_seven_as_before
 
 def test_a_model_taught_by_the_crowd_reads_eight_emotions_everywhere(tiny_folder, tiny_votes, tmp_path, mlflow_store):
     out = tmp_path / "run"
-    train = fer_cli(
+    train = fer_in_process(
         "train",
         "--data",
         str(tiny_folder),
@@ -127,19 +127,21 @@ def test_a_model_taught_by_the_crowd_reads_eight_emotions_everywhere(tiny_folder
     assert card["publictest"]["against"] == "the FER+ crowd's majority" and card["publictest"]["mean_kl"] > 0
 
     crowd = json.loads(
-        fer_cli(
+        fer_in_process(
             "evaluate", "--data", str(tiny_folder), "--model", str(out / "best.pt"), "--labels", "ferplus", "--json"
         ).stdout
     )
     assert crowd["labels"] == list(EMOTIONS) and crowd["left_out"] == {"tie": 1, "not_a_face": 2}
     assert crowd["n"] == 56 - 3 and crowd["mean_kl"] > 0 and crowd["against"] == "FER+ crowd majority"
     assert sum(map(sum, crowd["confusion_matrix"])) == crowd["n"]
-    own = json.loads(fer_cli("evaluate", "--data", str(tiny_folder), "--model", str(out / "best.pt"), "--json").stdout)
+    own = json.loads(
+        fer_in_process("evaluate", "--data", str(tiny_folder), "--model", str(out / "best.pt"), "--json").stdout
+    )
     assert own["labels"] == list(LABELS) and own["n"] == 56  # FER2013's labels: its top one of the seven
 
     face = tiny_folder / "test" / "happy"
     photo = sorted(face.iterdir())[0]
-    predicted = json.loads(fer_cli("predict", str(photo), "--model", str(out / "best.pt"), "--json").stdout)
+    predicted = json.loads(fer_in_process("predict", str(photo), "--model", str(out / "best.pt"), "--json").stdout)
     probabilities = predicted[0]["faces"][0]["probabilities"]
     assert list(probabilities) == list(EMOTIONS) and sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
 

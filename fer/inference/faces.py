@@ -219,8 +219,16 @@ class FacePipeline:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        """The emotions the served model reads, in the order of its outputs."""
-        return self._served[2]
+        """The emotions the served model reads, in the order of its outputs: its config says how many, and a
+        graph without one (an exported model) is asked once, by its answer's width."""
+        served = self._served
+        if served[2] is None:
+            with torch.no_grad():
+                n = served[1](torch.zeros(1, 1, FACE_SIZE, FACE_SIZE, device=self.device)).shape[1]
+            if self._served is served:  # unless set_model() swapped the model meanwhile
+                self._served = (served[0], served[1], _classes(n))
+            return _classes(n)
+        return served[2]
 
     def set_model(self, model: torch.nn.Module) -> None:
         """Serve `model` from the next call on; a call already running finishes with the model it started with.
@@ -229,12 +237,9 @@ class FacePipeline:
         from fer.inference.weights import serve
 
         model = model.to(self.device).eval()
-        with torch.no_grad():  # a model carries its own emotions: 7 (FER2013) or 8 (FER+), told by its outputs
-            n = model(torch.zeros(1, 1, FACE_SIZE, FACE_SIZE, device=self.device)).shape[1]
-        if not 1 <= n <= len(EMOTIONS):
-            raise ValueError(f"the model gives {n} outputs per face; this product reads up to {len(EMOTIONS)} emotions")
+        n = getattr(getattr(model, "cfg", None), "num_classes", None)  # 7 (FER2013) or 8 (FER+): its own emotions
         # one reference assignment: atomic, so readers see the old triple or the new one
-        self._served = (model, serve(model), EMOTIONS[:n])
+        self._served = (model, serve(model), _classes(n) if n else None)
 
     def detect(self, image: Image.Image, min_face: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, 4) float boxes in the image's pixels and (N,) face probabilities, for faces of at least
@@ -249,8 +254,8 @@ class FacePipeline:
     def classify(self, faces: np.ndarray, model: torch.nn.Module | None = None) -> np.ndarray:
         """(N, 48, 48) uint8 faces -> (N, C) probabilities over the model's emotions, in one forward call."""
         model = model if model is not None else self._served[1]
-        if not len(faces):
-            return np.zeros((0, len(self.classes)), np.float32)
+        if not len(faces):  # (no call: the model's width, where its config tells it without one)
+            return np.zeros((0, len(self._served[2] or ())), np.float32)
         x = normalize(faces).to(self.device)
         return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
@@ -263,7 +268,7 @@ class FacePipeline:
         `near`: boxes found in the previous frame of a stream, in this image's pixels; the faces are then looked
         for around them only (FaceDetector.refine: a fraction of a detection's cost), new faces are not.
         ValueError, naming the problem, when `min_face` cannot be looked for in this image."""
-        _, model, classes = self._served  # read once: a set_model() during this call does not mix two models
+        _, model, _ = self._served  # read once: a set_model() during this call does not mix two models
         min_face = self.min_face if min_face is None else min_face
         face_mode = self.face_mode if face_mode is None else face_mode
         check_face_mode(face_mode)
@@ -273,14 +278,14 @@ class FacePipeline:
         # a small image with something in it: a flat one (one grey level) is no face, whatever its size
         small = max(W0, H0) <= WHOLE_MAX_SIDE and len(set(image.convert("L").getextrema())) > 1
         if face_mode == "whole" or (face_mode == "auto" and small and min_face > min(W0, H0)):
-            return self._whole(image, model, classes, W0, H0)
+            return self._whole(image, model, W0, H0)
         check_min_face(min_face, W0, H0)
         if near is not None:
             raw, scores = self.detector.refine(image, near)
         else:
             raw, scores = self.detect(image, min_face)
         if face_mode == "auto" and small and _tight_crop(raw, W, H):
-            return self._whole(image, model, classes, W0, H0)
+            return self._whole(image, model, W0, H0)
         # Reported boxes are clipped to the image (MTCNN's may run past an edge); the crop uses the unclipped
         # geometry MTCNN saw, since that is what the FER2013 framing was measured against.
         boxes = raw.copy()
@@ -296,6 +301,7 @@ class FacePipeline:
         order = np.lexsort((boxes[:, 1], boxes[:, 0]))  # numbered left to right, then top to bottom
         raw, boxes, scores = raw[order], boxes[order], scores[order]
         proba = self.classify(crop_faces(image, raw), model)
+        classes = _classes(proba.shape[1]) if len(proba) else ()
         faces = []
         boxes = boxes * np.array([W0 / W, H0 / H, W0 / W, H0 / H], dtype=np.float32)
         for box, score, p in zip(boxes, scores, proba):
@@ -316,8 +322,9 @@ class FacePipeline:
             message = f"{total} face found" if total == 1 else f"{total} faces found"
         return Analysis(faces=faces, width=W0, height=H0, capped=capped, total_found=total, message=message)
 
-    def _whole(self, image: Image.Image, model, classes, W0: int, H0: int) -> Analysis:
+    def _whole(self, image: Image.Image, model, W0: int, H0: int) -> Analysis:
         p = self.classify(whole_face(image), model)[0]
+        classes = _classes(len(p))
         face = Face(
             box=[0, 0, W0, H0],
             score=None,
@@ -326,6 +333,13 @@ class FacePipeline:
             whole_image=True,
         )
         return Analysis([face], W0, H0, capped=False, total_found=1, message="the whole image read as one face")
+
+
+def _classes(n: int) -> tuple[str, ...]:
+    """The emotions of a model with n outputs: the first n of fer.EMOTIONS."""
+    if not 1 <= n <= len(EMOTIONS):
+        raise ValueError(f"the model gives {n} outputs per face; this product reads up to {len(EMOTIONS)} emotions")
+    return EMOTIONS[:n]
 
 
 def _tight_crop(boxes: np.ndarray, width: int, height: int) -> bool:

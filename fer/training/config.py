@@ -32,6 +32,7 @@ class TrainConfig:
     # weights to start from: 'bundled', 'bundled:fer2013', a run folder or weights file ('' : random); the network's
     # shape comes from them, and a 7-emotion head grows an eighth output for the FER+ emotions
     init: str = ""
+    init_member: int = -1  # with an ensemble as --init: start from this one of its networks (from 0); -1: all
     epochs: int = 150  # maximum epochs (Table 2)
     batch_size: int = 32  # global batch, shared among processes (Table 2)
     optimizer: str = "adam"  # 'adam' or 'sgd' (Nesterov momentum 0.9)
@@ -216,7 +217,17 @@ def apply_flags(cfg: TrainConfig, args) -> TrainConfig:
 
 
 # what a resumed run keeps from its checkpoint whatever the flags: its network and the faces it validates on
-_KEPT_ON_RESUME = ("seed", "split_seed", "val", "val_fraction", "train_limit", "labels", "mix_weight", "init")
+_KEPT_ON_RESUME = (
+    "seed",
+    "split_seed",
+    "val",
+    "val_fraction",
+    "train_limit",
+    "labels",
+    "mix_weight",
+    "init",
+    "init_member",
+)
 
 
 def resumed(saved: dict, args) -> tuple[TrainConfig, list[str]]:

@@ -256,7 +256,7 @@ class Trainer:
         cfg.model.num_classes = TARGETS[cfg.labels]
         start = None
         if cfg.init and not resume:  # (a resumed run's shape and weights are in its checkpoint)
-            start = initial_model(cfg.init)
+            start = initial_model(cfg.init, cfg.init_member)
             for key in ("name", "in_channels", "input_size", "stem_channels", "widths", "input_pool", "members"):
                 setattr(cfg.model, key, getattr(start.cfg, key))
             cfg.model.flip_tta, cfg.model.tta_shift = start.cfg.flip_tta, start.cfg.tta_shift
@@ -266,7 +266,9 @@ class Trainer:
         if start is not None:
             load_grown(self.model, start.state_dict(), start.cfg.num_classes)
             self.log(
-                f"starting from {cfg.init} ({start.cfg.members} network(s), {start.cfg.num_classes} emotions"
+                f"starting from {cfg.init}"
+                + (f", its network {cfg.init_member}" if cfg.init_member >= 0 else "")
+                + f" ({start.cfg.members} network(s), {start.cfg.num_classes} emotions"
                 + (f", grown to {cfg.model.num_classes}" if cfg.model.num_classes > start.cfg.num_classes else "")
                 + ")"
             )
@@ -471,10 +473,11 @@ def sqrt_inverse_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
 TARGETS = {"fer2013": len(LABELS), "ferplus": 8, "mix": 8}  # --labels, and the emotions the network learns
 
 
-def initial_model(spec: str):
-    """The network `--init` names, to fine-tune: 'bundled' (or 'bundled:NAME'), a run folder or a weights file."""
+def initial_model(spec: str, member: int = -1):
+    """The network `--init` names, to fine-tune: 'bundled' (or 'bundled:NAME'), a run folder or a weights file;
+    `member` >= 0 picks one network of an ensemble."""
     from fer.inference.weights import ModelLoadError, load_model, load_weights
-    from fer.model import MiniXception
+    from fer.model import MiniXception, unstack
     from fer.training.runs import run_checkpoint
 
     try:
@@ -483,6 +486,12 @@ def initial_model(spec: str):
         raise SystemExit(f"error: --init: {e}") from None
     if not isinstance(model, MiniXception):
         raise SystemExit(f"error: --init {spec}: an exported model has no trainable weights; give a weights file")
+    if member >= 0:
+        if member >= model.cfg.members:
+            raise SystemExit(
+                f"error: --init-member {member}: {spec} holds {model.cfg.members} network(s), numbered from 0"
+            )
+        model = unstack(model)[member]
     return model
 
 
