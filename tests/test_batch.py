@@ -246,3 +246,43 @@ def test_batched_chunks_give_each_photo_its_faces_alone(weights):
             assert a.box == b.box and a.emotion == b.emotion
             assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
     assert max(calls) > 1  # calls of several photos were answered together
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(folder, weights):
+    """tqdm on stderr while stderr is a terminal (files/s, faces so far); none when it is not, or with --progress
+    false."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from tests.conftest import ROOT
+
+    photos = [str(p) for p in sorted(folder.glob("*.jpg"))]
+    cmd = [sys.executable, "-m", "fer", "predict", *photos, "--model", str(weights), "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    seen = {}
+    for flag in ("true", "false"):
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 wide
+        proc = subprocess.Popen([*cmd, "--progress", flag], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=follower)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out, _ = proc.communicate(timeout=300)
+        os.close(leader)
+        seen[flag] = b"".join(chunks).decode(errors="replace")
+        assert proc.returncode == 0 and len(json.loads(out)) == len(photos)
+    assert "fer predict" in seen["true"] and f"{len(photos)}/{len(photos)}" in seen["true"]
+    assert "faces=" in seen["true"] and "file/s" in seen["true"]
+    assert "fer predict" not in seen["false"]
