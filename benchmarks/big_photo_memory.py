@@ -5,11 +5,12 @@
 The photo is built here: an 8000×6000 canvas (a smooth gradient with grain, as a camera's) with 6 faces from
 ../shared/data/realphotos-dev pasted at 700-1400 px (so the 512×512 copy shows them at 45-90 px, above the
 smallest face, and both photos classify the same faces: the classifier's memory grows with the faces, not the
-pixels), saved as a JPEG of quality 90. Each figure is the maximum
-resident set size (VmHWM) of a fresh `python -m fer predict PHOTO --json` process, so start-up, the model and
-the decoded photo are all counted. Baseline: the same photo resized to 512×512, in the same run. "untiled" runs
-P-net over every pyramid level whole (FaceDetector.tile = None), as before tiling (the R- and O-nets' crops are
-cut from bounded regions in both); the faces found must be the same. Goal (issue 38): at most +100 MB over the small photo at the default smallest face.
+pixels), saved as a JPEG of quality 90. Each figure is the maximum resident set size (VmHWM) of a fresh
+`python -m fer predict PHOTO --json` process, so start-up, the model and the decoded photo are all counted.
+Baseline: the same photo resized to 512×512, in the same run. "untiled" runs P-net over every pyramid level
+whole (FaceDetector.tile = None), as before tiling (the R- and O-nets' crops are cut from bounded regions in
+both); the faces found must be the same. Goal (issue 38): at most +100 MB over the small photo at the default
+smallest face.
 """
 
 from __future__ import annotations
