@@ -14,6 +14,15 @@ from fer.inference.weights import SERVED_PATHS, ExportedModel, serve
 from fer.model import ModelConfig, create_model
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as a serving worker runs: two threads on small networks beside other jobs cost 3× here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def trained_looking(num_classes: int, members: int) -> torch.nn.Module:
     """A small network whose BatchNorm has statistics of its own, so its logits spread like a trained one's."""
     torch.manual_seed(num_classes)

@@ -18,6 +18,15 @@ from tests.conftest import SHARED, need_shared
 REAL_PHOTOS = SHARED / "data" / "realphotos-dev" / "images"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as a serving worker runs: two threads on small networks beside other jobs cost 3× here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def big_photo() -> Image.Image:
     """A 48-megapixel photo as the detector sees it (a 8000×6000 JPEG is decoded at half size: 4000×3000), a
     gradient with grain and six faces of 250-700 px, one across a tile border and one at the right edge."""
