@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fer.model import MiniXception, ModelConfig, create_model
+from fer.model import MiniXception, ModelConfig, create_model, unstack
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"  # fer/bundled/<name>/{model.pt, card.json}
 BUNDLED_NAMES = ("ferplus", "fer2013")
@@ -203,19 +203,7 @@ class _Members(nn.Module):
 
     def __init__(self, model: MiniXception):
         super().__init__()
-        from dataclasses import replace
-
-        m, cfg = model.cfg.members, replace(model.cfg, members=1, temperature=1.0)
-        state = model.state_dict()
-        self.nets = nn.ModuleList()
-        for k in range(m):
-            net = MiniXception(cfg)
-            own = {}
-            for name, value in net.state_dict().items():
-                whole = state[name]  # every stacked tensor holds the networks' own ones one after the other
-                own[name] = whole if value.dim() == whole.dim() == 0 else whole[k * len(value) : (k + 1) * len(value)]
-            net.load_state_dict(own)
-            self.nets.append(net.eval())
+        self.nets = nn.ModuleList(unstack(model))
         self.temperature = model.cfg.temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
