@@ -10,13 +10,14 @@ pixels), saved as a JPEG of quality 90. Each figure is the maximum resident set 
 Baseline: the same photo resized to 512×512, in the same run. "untiled" runs P-net over every pyramid level
 whole (FaceDetector.tile = None), as before tiling (the R- and O-nets' crops are cut from bounded regions in
 both); the faces found must be the same. Goal (issue 38): at most +100 MB over the small photo at the default
-smallest face.
+smallest face. A folder of three such photos shows that a run of many keeps one at a time in memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,7 @@ def peak(photo: Path, mode: str, min_face: int) -> tuple[float, list]:
         raise RuntimeError(f"fer predict {photo.name} failed: {proc.stderr[-2000:]}")
     result = json.loads(proc.stdout)[0]
     kb = int(proc.stderr.rsplit("VmHWM:", 1)[1].split()[0])
-    return kb / 1024, [f["box"] for f in result["faces"]]
+    return kb / 1024, [f["box"] for f in result["faces"]]  # (a folder: its first photo's)
 
 
 def main() -> None:
@@ -85,6 +86,10 @@ def main() -> None:
     if not big.exists():
         build_photo(big)
     Image.open(big).resize((512, 512), Image.Resampling.BOX).save(small, quality=90)
+    (folder / "three").mkdir(exist_ok=True)
+    for name in ("a.jpg", "b.jpg", "c.jpg"):  # analysed one after the other, never two at once
+        if not (folder / "three" / name).exists():
+            os.link(big, folder / "three" / name)
     w, h = Image.open(big).size
     print(f"{big.name}: {w}×{h} ({w * h / 1e6:.0f} MP, {big.stat().st_size / 1e6:.1f} MB); {small.name}: 512×512")
     print(f"{'photo':10s} {'min-face':>8s} {'P-net':>8s} {'peak RSS MB':>12s} {'over small':>11s} {'faces':>6s}")
@@ -97,6 +102,8 @@ def main() -> None:
             print(f"{'48 MP':10s} {min_face:8d} {mode:>8s} {mb:12.0f} {mb - base:+11.0f} {len(found[mode]):6d}")
         same = "the same faces" if found["tiled"] == found["untiled"] else "DIFFERENT faces"
         print(f"  tiled and untiled found {same}")
+        mb, _ = peak(folder / "three", "tiled", min_face)
+        print(f"{'3 × 48 MP':10s} {min_face:8d} {'tiled':>8s} {mb:12.0f} {mb - base:+11.0f}  (a folder of three)")
 
 
 if __name__ == "__main__":

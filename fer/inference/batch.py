@@ -28,7 +28,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -312,6 +312,31 @@ def _answer(pipeline, batch: list[tuple[str, Image.Image | None, str | None]]) -
     return dict(zip(readable, analyze_chunk(pipeline, [batch[i][1] for i in readable], names)))
 
 
+def expected_pixels(path: str) -> int:
+    """The pixels read_image will decode for a photo, from its header (a large JPEG is decoded at 1/2 to 1/8 of its
+    size: fer.inference.images.jpeg_scale); 0 where the header cannot be read (read_image will say why)."""
+    from fer.inference.images import jpeg_scale
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            n = jpeg_scale(w, h) if im.format == "JPEG" else 1
+    except Exception:  # noqa: BLE001 - any unreadable file: its decoding reports the problem
+        return 0
+    return -(-w // n) * -(-h // n)
+
+
+def _now(function, *args) -> Future:
+    """`function(*args)` run in this thread, as a finished Future."""
+    done = Future()
+    done.set_result(function(*args))
+    return done
+
+
+def _pixels(image: Image.Image | None) -> int:
+    return image.width * image.height if image is not None else 0
+
+
 def analyze_photos(
     pipeline,
     paths: Iterable[str],
@@ -321,47 +346,73 @@ def analyze_photos(
     decoders: int = DECODERS,
     lanes: int = LANES,
 ) -> Iterator[PhotoResult]:
-    """Each photo's PhotoResult, in order. Photos are decoded `decoders` at a time in the background, at most
-    `chunk` ahead; a chunk is up to `chunk` photos and CHUNK_PIXELS decoded pixels, analysed together, and
-    `lanes` chunks are analysed at once (one's Python work runs while the other's networks do)."""
+    """Each photo's PhotoResult, in order. Photos are decoded `decoders` at a time in the background; a chunk is
+    up to `chunk` photos and CHUNK_PIXELS decoded pixels, analysed together, and `lanes` chunks are analysed at
+    once (one's Python work runs while the other's networks do).
+
+    Memory stays bounded whatever the photos' size: decoding runs ahead only while the photos decoded and not yet
+    analysed hold under CHUNK_PIXELS (told from their headers), and a photo of over CHUNK_PIXELS / 2 pixels
+    decoded (a 48-megapixel JPEG decodes to 12) is decoded and analysed alone, as a single photo would be."""
     paths = list(paths)
+    lanes = max(1, lanes)
     with (
         ThreadPoolExecutor(max_workers=max(1, decoders), thread_name_prefix="fer-decode") as decoding,
-        ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="fer-lane") as analysing,
+        ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="fer-lane") as analysing,
     ):
-        pending: deque = deque()  # (path, decoding future), in order
-        running: deque = deque()  # (chunk, analysing future), in order
-        following = iter(paths)
+        pending: deque = deque()  # (path, decoding future, pixels expected), in order
+        running: deque = deque()  # (chunk, analysing future, alone), in order
+        following = deque(paths)
 
         def top_up() -> None:
-            while len(pending) < chunk:
-                path = next(following, None)
-                if path is None:
+            """Decode ahead while the photos waiting hold under CHUNK_PIXELS; a large photo only when nothing
+            else is decoded or analysed, so that two are never in memory at once."""
+            while following and len(pending) < chunk:
+                size = expected_pixels(following[0])
+                if pending and sum(p for _, _, p in pending) + size > CHUNK_PIXELS:
                     return
-                pending.append((path, decoding.submit(_decode, path)))
+                if size > CHUNK_PIXELS // 2 and (pending or running):
+                    return
+                path = following.popleft()
+                # a large photo is decoded (and analysed) by this thread: glibc gives each thread its own heap, and
+                # the process keeps freed memory (fer.inference.memory), so a large photo met by two threads in
+                # turn would cost twice
+                pending.append(
+                    (path, _now(_decode, path) if size > CHUNK_PIXELS // 2 else decoding.submit(_decode, path), size)
+                )
 
-        def next_chunk() -> list:
-            batch, pixels = [], 0
+        def next_chunk() -> tuple[list, bool]:
+            batch, pixels, largest = [], 0, 0
             while pending and len(batch) < chunk and pixels < CHUNK_PIXELS:
-                path, future = pending.popleft()
+                path, future, _ = pending.popleft()
                 image, error = future.result()
                 batch.append((path, image, error))
-                pixels += image.width * image.height if image is not None else 0
+                pixels += _pixels(image)
+                largest = max(largest, _pixels(image))
                 top_up()
-            return batch
+            return batch, largest > CHUNK_PIXELS // 2
 
         top_up()
+        formed = None  # a chunk waiting for the lanes to empty: it is analysed alone
         while True:
-            while len(running) < max(1, lanes) and pending:
-                batch = next_chunk()
-                running.append((batch, analysing.submit(_answer, pipeline, batch)))
+            while len(running) < lanes and (formed is not None or pending):
+                if running and running[-1][2]:
+                    break  # a chunk analysed alone: nothing beside it
+                batch, alone = formed if formed is not None else next_chunk()
+                if alone and running:
+                    formed = (batch, alone)
+                    break
+                formed = None
+                answer = _now(_answer, pipeline, batch) if alone else analysing.submit(_answer, pipeline, batch)
+                running.append((batch, answer, alone))
             if not running:
                 return
-            batch, future = running.popleft()
+            batch, future, _ = running.popleft()
             found = future.result()
+            top_up()
             for i, (path, image, error) in enumerate(batch):
                 analysis, problem = found.get(i, (None, error))
                 yield PhotoResult(path, analysis, problem, image if keep_images and analysis is not None else None)
+            batch = future = found = image = None  # this chunk's photos go before the next ones are decoded
 
 
 # -- rows

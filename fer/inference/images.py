@@ -139,9 +139,7 @@ def _decode_jpeg(header: Image.Image, data: bytes, name: str) -> Image.Image:
                 f"{len(data):,} bytes can hold)",
             )
         )
-    n = 1
-    while n < 8 and max(w, h) / (2 * n) >= DECODE_MIN_SIDE:
-        n *= 2
+    n = jpeg_scale(w, h)
     grey = header.mode == "L"
     try:
         orientation = int(header.getexif().get(_ORIENTATION, 1))
@@ -166,6 +164,15 @@ def _decode_jpeg(header: Image.Image, data: bytes, name: str) -> Image.Image:
     if im.size != original:
         im.info["original_size"] = original
     return im
+
+
+def jpeg_scale(width: int, height: int) -> int:
+    """The DCT scale a JPEG of this size is decoded at: 1, 2, 4 or 8 (the smallest size whose long side keeps
+    DECODE_MIN_SIDE pixels)."""
+    n = 1
+    while n < 8 and max(width, height) / (2 * n) >= DECODE_MIN_SIDE:
+        n *= 2
+    return n
 
 
 def _orientation_only(orientation: int) -> bytes:
