@@ -378,6 +378,9 @@ def _predict(args) -> int:
     if args.smooth < 0:
         print(f"error: --smooth {args.smooth}: give seconds, or 0 for no smoothing", file=sys.stderr)
         return 2
+    if args.csv and args.jsonl and Path(args.csv).resolve() == Path(args.jsonl).resolve():
+        print(f"error: --csv and --jsonl both name {args.csv}: give each its own file", file=sys.stderr)
+        return 2
     if args.resume and not (args.csv or args.jsonl):
         print("error: --resume continues a --csv or --jsonl output: give the one to continue", file=sys.stderr)
         return 2
