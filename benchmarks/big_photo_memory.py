@@ -34,7 +34,7 @@ FACES = ROOT.parent / "shared" / "data" / "realphotos-dev" / "images"
 RUNNER = """
 import atexit, sys
 from pathlib import Path
-from fer.inference.detect import FaceDetector
+from fer.detection.detector import FaceDetector
 if sys.argv[1] == "untiled":
     FaceDetector.tile = None
 status = Path("/proc/self/status")

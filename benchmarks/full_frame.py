@@ -4,7 +4,7 @@
 
 Found: astronaut.png (../shared/data/photos, public domain) cropped to its face, chin and hair cut by the edges,
 350×350 (as realphotos-dev's Abdullah_Gul_0019.jpg), at every smallest face from 12 to 350, with the second look
-(fer.inference.detect.FULL_FRAME_MARGIN) and without it (margin 0), in the same run.
+(fer.detection.detector.FULL_FRAME_MARGIN) and without it (margin 0), in the same run.
 Cost: the second look runs only when no face is found, so the photos timed have none: the cat and the coffee
 (chelsea.png, coffee.png) and a grey 640×480 frame, smallest face 40; median of --runs, alternating.
 """
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import fer.inference.detect as detect  # noqa: E402
+import fer.detection.detector as detect  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 MIN_FACES = (12, 20, 30, 40, 60, 80, 100, 150, 200, 250, 300, 350)

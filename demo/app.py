@@ -55,7 +55,7 @@ from demo.uploads import (
     start_upload_sweeper,
 )
 from fer import EMOTIONS
-from fer.inference.detect import MIN_FACE, PNET_WINDOW
+from fer.detection.detector import MIN_FACE, PNET_WINDOW
 from fer.inference.faces import FACE_MODES
 
 log = logging.getLogger("demo")

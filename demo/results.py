@@ -19,7 +19,7 @@ from PIL import Image
 from demo.serving import ModelServer
 from demo.uploads import discard_upload, release_memory, upload_folder
 from fer import EMOTIONS
-from fer.inference.detect import MIN_FACE
+from fer.detection.detector import MIN_FACE
 
 log = logging.getLogger("demo")
 

@@ -351,6 +351,7 @@ def cmd_predict(args) -> int:
 def _predict(args) -> int:
     from tqdm import tqdm
 
+    from fer.detection.detector import check_min_face
     from fer.inference.batch import (
         InputError,
         Output,
@@ -362,7 +363,6 @@ def _predict(args) -> int:
         list_inputs,
         photo_columns,
     )
-    from fer.inference.detect import check_min_face
     from fer.inference.faces import FacePipeline
     from fer.inference.video import csv_columns
     from fer.inference.weights import load_model

@@ -103,7 +103,7 @@ def test_no_module_imports_one_that_imports_it_back():
     assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
-@pytest.mark.parametrize("side", ["fer.inference", "demo"])
+@pytest.mark.parametrize("side", ["fer.inference", "fer.detection", "demo"])
 def test_serving_never_imports_training(side):
     g = graph()
     starts = [m for m in g if m == side or m.startswith(side + ".")]

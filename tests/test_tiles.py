@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fer.inference.detect import FaceDetector
+from fer.detection.detector import FaceDetector
 from tests.conftest import SHARED, need_shared
 
 REAL_PHOTOS = SHARED / "data" / "realphotos-dev" / "images"

@@ -585,7 +585,7 @@ def predict(
     from fer.inference.faces import FacePipeline
 
     if pipeline is None:
-        from fer.inference.detect import MIN_FACE
+        from fer.detection.detector import MIN_FACE
         from fer.inference.weights import load_model
 
         net, _ = load_model(model)

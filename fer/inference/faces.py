@@ -4,7 +4,7 @@
 
 The serving path of the product (the demo and `fer predict`):
 
-1. detect: MTCNN (fer.inference.detect: facenet-pytorch's networks, batched) finds every face of at least `min_face`
+1. detect: MTCNN (fer.detection.detector: facenet-pytorch's networks, batched) finds every face of at least `min_face`
    pixels of the image (default 40); an image that is already a face (a FER2013 file, a tight crop) is
    taken whole (`face_mode`);
 2. crop: each box becomes the square FER2013 would have cut around that face (constants measured by
@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fer import EMOTIONS
 from fer.data.preprocess import normalize
-from fer.inference.detect import MIN_FACE, PNET_WINDOW, PYRAMID_FACTOR, THRESHOLDS, FaceDetector, check_min_face
+from fer.detection.detector import MIN_FACE, PNET_WINDOW, PYRAMID_FACTOR, THRESHOLDS, FaceDetector, check_min_face
 from fer.inference.images import original_size, to_rgb
 
 FACE_SIZE = 48  # the classifier's input side, FER2013's image side

@@ -104,7 +104,7 @@ def log_photo_model(model: torch.nn.Module, name: str = "model", python_model: P
     import shutil
     import tempfile
 
-    from fer.inference.detect import mtcnn_weights
+    from fer.detection.detector import mtcnn_weights
 
     model = model.cpu().eval().to(memory_format=torch.contiguous_format)
     signature = signature or photo_signature(model_classes(model))

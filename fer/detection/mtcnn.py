@@ -1,6 +1,6 @@
 """MTCNN's three networks and the two torchvision operators the detector runs, without importing either package.
 
-    python -c "from fer.inference.mtcnn import PNet; print(PNet())"
+    python -c "from fer.detection.mtcnn import PNet; print(PNet())"
 
 `fer predict photo.jpg` should start in a few seconds, and importing `torchvision.ops` alone took 4 s of it on an
 idle AMD EPYC: torchvision's package imports its models, which import `torch._dynamo`. facenet-pytorch imports

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fer.detection.mtcnn import mtcnn_weights, nms, roi_align  # noqa: F401 (mtcnn_weights: imported from here too)
 from fer.inference.images import to_rgb
-from fer.inference.mtcnn import mtcnn_weights, nms, roi_align  # noqa: F401 (mtcnn_weights: imported from here too)
 
 PNET_WINDOW = 12  # P-net's receptive field: a face of min_face pixels is looked for at scale 12/min_face
 MIN_FACE = 40  # default smallest face, in the image's own pixels (FER2013 faces are 48 px)
@@ -90,7 +90,7 @@ class FaceDetector:
     ):
         """weights: a folder with pnet.pt, rnet.pt and onet.pt (state dicts, read with weights_only=True);
         default: the ones in facenet-pytorch's wheel."""
-        from fer.inference.mtcnn import ONet, PNet, RNet  # facenet-pytorch's, without importing torchvision
+        from fer.detection.mtcnn import ONet, PNet, RNet  # facenet-pytorch's, without importing torchvision
 
         if not 0 < factor < 1:
             raise ValueError(f"the pyramid factor must lie between 0 and 1, got {factor}")
