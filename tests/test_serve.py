@@ -64,8 +64,9 @@ def test_mlflow_models_serve_answers_photos_and_follows_the_alias(tmp_path, mlfl
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from fer import LABELS, REGISTERED_MODEL
+    from fer import REGISTERED_MODEL
     from fer.inference.mlflow_model import log_photo_model
+    from fer.inference.weights import bundled_card
     from fer.model import create_model
     from registry import Registry
 
@@ -88,7 +89,7 @@ def test_mlflow_models_serve_answers_photos_and_follows_the_alias(tmp_path, mlfl
     assert set(face) == {"box", "score", "emotion", "probabilities", "whole_image"}
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])  # numbers, not text
     assert isinstance(face["score"], float) and face["whole_image"] is False
-    assert list(face["probabilities"]) == list(LABELS)  # the served model's emotions, in its order
+    assert list(face["probabilities"]) == bundled_card()["labels"]  # the production model's, in its order
     assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-4)
     assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
 

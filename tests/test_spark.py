@@ -54,7 +54,7 @@ def test_spark_udf_scores_a_photo_folder_like_fer_predict(tmp_path, mlflow_store
     import mlflow
     from pyspark.sql import functions as F
 
-    from fer import LABELS
+    from fer.inference.weights import bundled_card
     from registry import Registry
 
     photos = sorted(need_shared(REAL_PHOTOS).glob("*.jpg"))[:N_PHOTOS]
@@ -78,7 +78,7 @@ def test_spark_udf_scores_a_photo_folder_like_fer_predict(tmp_path, mlflow_store
         assert scored.schema["faces"].dataType.typeName() == "array" and face.typeName() == "struct"
         assert face["box"].dataType.simpleString() == "array<bigint>" and face["score"].dataType.typeName() == "double"
         assert face["emotion"].dataType.typeName() == "string" and face["whole_image"].dataType.typeName() == "boolean"
-        assert sorted(face["probabilities"].dataType.fieldNames()) == sorted(LABELS)
+        assert sorted(face["probabilities"].dataType.fieldNames()) == sorted(bundled_card()["labels"])
         happy = (
             scored.select(F.explode("faces").alias("face"))
             .where(F.col("face.probabilities.happy") > 0.5)

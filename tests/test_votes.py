@@ -158,3 +158,16 @@ def test_mix_blends_the_folder_label_with_the_votes(tiny_folder, tiny_votes):
     i = 0  # the first training face: 0.25 on its folder label, the rest as the crowd voted
     label = int(faces.y_train[i].argmax())
     assert faces.y_train[i, label] == pytest.approx(0.25 + 0.75 * plain.y_train[i, label])
+
+
+def test_the_ferplus_recipe_is_the_production_models_training():
+    """`fer train --recipe ferplus` trains what the bundled production model's card says it was trained with."""
+    from fer.inference.weights import bundled_card
+    from tests.conftest import fer_in_process
+
+    recipe = json.loads(fer_in_process("train", "--recipe", "ferplus", "--print-config").stdout)
+    shipped = bundled_card("bundled:ferplus")["config"]
+    keys = ["labels", "init", "init_member", "lr", "epochs", "seed", "split_seed", "schedule", "optimizer"]
+    keys += ["batch_size", "val", "val_fraction", "weight_decay", "stem_l2", "mixup", "label_smoothing", "augment"]
+    assert {k: recipe[k] for k in keys} == {k: shipped[k] for k in keys}
+    assert recipe["recipe"] == "ferplus" and recipe["init"] == "bundled:fer2013"

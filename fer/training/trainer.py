@@ -256,6 +256,13 @@ class Trainer:
         cfg.model.num_classes = TARGETS[cfg.labels]
         start = None
         if cfg.init and not resume:  # (a resumed run's shape and weights are in its checkpoint)
+            if cfg.init == "bundled":  # recorded as the model it is now: 'bundled' may name another one later
+                from fer.inference.weights import ModelLoadError, bundled_name
+
+                try:
+                    cfg.init = f"bundled:{bundled_name()}"
+                except ModelLoadError as e:
+                    raise SystemExit(f"error: --init: {e}") from None
             start = initial_model(cfg.init, cfg.init_member)
             for key in ("name", "in_channels", "input_size", "stem_channels", "widths", "input_pool", "members"):
                 setattr(cfg.model, key, getattr(start.cfg, key))
