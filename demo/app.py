@@ -56,7 +56,7 @@ from demo.uploads import (
 )
 from fer import EMOTIONS
 from fer.detection.detector import MIN_FACE, PNET_WINDOW
-from fer.inference.faces import FACE_MODES
+from fer.inference.faces import FACE_MODES, UNSURE_GAP, UNSURE_TOP
 
 log = logging.getLogger("demo")
 
@@ -89,7 +89,8 @@ PREDICT_RETURNS = (
     "on the page: n (its number, '#n' on the page), box [x1, y1, x2, y2] in the image's pixels, score (the "
     "detector's certainty that it is a face, 0-1, 4 digits; null for a photo read whole), emotion (the most "
     "probable), probabilities {emotion: 0-1, 4 digits, summing to 1; the served model's 7 or 8 emotions}, "
-    "unsure (true when the top emotion is under 50% or the top two are within 20 points), whole_image."
+    f"unsure (true when the top emotion is under {UNSURE_TOP:.0%} or the top two are within {UNSURE_GAP * 100:.0f} "
+    "points), whole_image."
 )
 VIDEO_RETURNS = (
     "{video: the file's name, sampled_fps, frames: [{t (seconds), frame (index in the clip), faces: [{box, score, "
@@ -138,6 +139,13 @@ def accuracy_words(status: dict) -> str:
     acc = status.get("publictest_accuracy")
     if acc is None:
         return "its accuracy was not recorded"
+    if "crowd" in status.get("publictest_against", ""):  # scored against the FER+ crowd's majority
+        n = status.get("publictest_faces")
+        faces = f"{n:,} test faces" if n else "the test faces"
+        return (
+            f"it reads a face the way most of 10 people did about {round(acc * 10)} times in 10 "
+            f"({acc:.0%} of {faces} of FER2013 with a FER+ crowd majority, which it never trained on; details below)"
+        )
     return (
         f"it reads the emotion people gave a face about {round(acc * 10)} times in 10 "
         f"({acc:.0%} of FER2013's 3,589 test faces, which it never trained on; details below)"

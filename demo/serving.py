@@ -100,6 +100,8 @@ class Serving:
     checked_at: float  # time.time() of the last registry check
     poll_seconds: float
     read_at: float | None = None  # time.time() of the last check that read the registry successfully
+    publictest_against: str = "FER2013 labels"  # the version tag `publictest_against`: or "the FER+ crowd's majority"
+    publictest_faces: int | None = None  # how many PublicTest faces the accuracy counts (ties and non-faces left out)
 
     @property
     def summary(self) -> str:
@@ -113,6 +115,13 @@ class Serving:
 def _accuracy(tags: dict) -> float | None:
     try:
         return float(tags["publictest_accuracy"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _faces(tags: dict) -> int | None:
+    try:
+        return int(tags["publictest_faces"])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -200,11 +209,11 @@ class ModelServer:
         if s["source"] == "registry":
             acc = f"{s['publictest_accuracy']:.2%}" if s["publictest_accuracy"] is not None else "not recorded"
             lines.append(f"**Model:** `{s['name']}` version **{s['version']}** ({s['via']})")
-            lines.append(f"**PublicTest accuracy:** {acc}")
+            lines.append(f"**PublicTest accuracy:** {acc} (against {s.get('publictest_against') or 'FER2013 labels'})")
         else:
             acc = f"{s['publictest_accuracy']:.2%}" if s["publictest_accuracy"] is not None else "not recorded"
             lines.append(f"**Model:** bundled model ({s['registry_problem'] or 'registry not used'})")
-            lines.append(f"**PublicTest accuracy:** {acc}")
+            lines.append(f"**PublicTest accuracy:** {acc} (against {s.get('publictest_against') or 'FER2013 labels'})")
         read = (
             f"last read {time.strftime('%H:%M:%S', time.localtime(s['read_at']))}"
             if s.get("read_at")
@@ -297,7 +306,8 @@ class ModelServer:
         from fer.inference.weights import load_model
 
         model, card = load_model("bundled")
-        acc = (card.get("publictest") or {}).get("accuracy")
+        test = card.get("publictest") or {}
+        acc = test.get("accuracy")
         return model, Serving(
             source="bundled",
             name="bundled",
@@ -309,6 +319,8 @@ class ModelServer:
             loaded_at=now,
             checked_at=now,
             poll_seconds=self.poll_seconds,
+            publictest_against=test.get("against", "FER2013 labels"),
+            publictest_faces=test.get("n"),
         )
 
     def _serving_from(self, resolved, now: float) -> Serving:
@@ -324,6 +336,8 @@ class ModelServer:
             checked_at=now,
             poll_seconds=self.poll_seconds,
             read_at=now,
+            publictest_against=(resolved.tags or {}).get("publictest_against", "FER2013 labels"),
+            publictest_faces=_faces(resolved.tags or {}),
         )
 
     def _note_problem(self, problem: str, now: float) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PHOTOS, ROOT, free_port, need_shared
-from tests.test_demo import launched, start_server, store_templates, use_template
+from tests.test_demo import EXTRA, launched, start_server, store_templates, use_template
 
 pytestmark = pytest.mark.slow
 
@@ -191,7 +191,7 @@ def test_the_result_is_in_view_after_an_upload(browser, demo_v1, tmp_path, devic
 
 
 def test_upload_a_photo_and_read_the_faces_table(page, demo_v1, tmp_path):
-    from fer import LABELS
+    from fer.inference.weights import bundled_card
 
     photo = need_shared(PHOTOS) / "astronaut.png"
     page.goto(demo_v1)
@@ -205,7 +205,8 @@ def test_upload_a_photo_and_read_the_faces_table(page, demo_v1, tmp_path):
     page.screenshot(path=tmp_path / "photo.png", full_page=True)
     assert len(rows) >= 1, rows
     number, reading, *probabilities, found = rows[0]
-    assert number == "1" and reading.split()[0] in LABELS and len(probabilities) == len(LABELS), rows
+    classes = bundled_card()["labels"]  # the production bundle's emotions: version 1 serves it
+    assert number == "1" and reading.split()[0] in classes and len(probabilities) == len(classes), rows
     assert all(p.endswith("%") for p in probabilities) and found.endswith("% certainty"), rows  # one unit
     assert sum(float(p[:-1]) for p in probabilities) == pytest.approx(100, abs=4)  # each rounded to a whole percent
     expect(page.locator("#faces-found img")).to_be_visible()  # the annotated photo
@@ -270,10 +271,10 @@ def test_options_rerun_the_photo_and_bad_values_are_refused_by_the_box(page, dem
 
 
 def test_an_uncertain_face_says_so(page, demo_v1, tmp_path):
-    """realphotos-dev's Mike_Martz_0007.jpg reads sad 30, fear 29: the headline and the tag say unsure."""
+    """realphotos-dev's Bill_Gates_0009.jpg reads neutral 44, sad 43: the headline and the tag say unsure."""
     from tests.conftest import SHARED
 
-    photo = need_shared(SHARED / "data" / "realphotos-dev" / "images") / "Mike_Martz_0007.jpg"
+    photo = need_shared(SHARED / "data" / "realphotos-dev" / "images") / "Bill_Gates_0009.jpg"
     page.goto(demo_v1)
     page.locator("#photo-file input[type=file]").set_input_files(str(photo))
     headline = page.locator("#face-detail .face-headline")
@@ -327,7 +328,7 @@ def write_y4m(photo: Path, out: Path) -> Path:
 
 def test_webcam_snapshot_and_live_stream(playwright, demo_v1, tmp_path):
     """Chromium's fake camera, playing the astronaut photo, feeds the snapshot and the live stream."""
-    from fer import LABELS
+    from fer import EMOTIONS
 
     video = write_y4m(need_shared(PHOTOS) / "astronaut.png", tmp_path / "astronaut.y4m")
     args = [*CHROMIUM_ARGS, *FAKE_CAMERA, f"--use-file-for-fake-video-capture={video}"]
@@ -341,7 +342,7 @@ def test_webcam_snapshot_and_live_stream(playwright, demo_v1, tmp_path):
         page.wait_for_function(CAMERA_PLAYING % "#snapshot")  # a capture before the first frame is empty
         page.locator("#snapshot button[aria-label='capture photo']").click()
         expect(page.locator("#photo-message")).to_contain_text("1 face found")
-        assert page.locator("#face-detail .face-headline").inner_text().split()[1] in LABELS
+        assert page.locator("#face-detail .face-headline").inner_text().split()[1] in EMOTIONS
 
         page.get_by_role("tab", name="Live").click()
         page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
@@ -351,7 +352,7 @@ def test_webcam_snapshot_and_live_stream(playwright, demo_v1, tmp_path):
         probs = page.locator("#live-probs")
         expect(probs).to_contain_text("%")  # the largest face's probabilities, beside the frames
         page.screenshot(path=tmp_path / "live.png")
-        assert any(label in probs.inner_text() for label in LABELS)
+        assert any(label in probs.inner_text() for label in EMOTIONS)
         expect(page.locator("#live-fps")).to_contain_text("frames/s annotated")  # the live rate, measured
         page.locator("#live-camera button:visible", has_text="Stop").click()
     finally:
@@ -405,10 +406,10 @@ def test_alias_moved_in_mlflow_ui_reaches_the_demo_page(page, store_v2, tmp_path
         page.screenshot(path=tmp_path / "demo-before.png")
 
         mlflow_page = page.context.new_page()
-        set_alias_in_mlflow_ui(mlflow_page, ui_url, version=2, alias="production", shots=tmp_path)
-        assert Registry(store_v2).resolve().version == 2
+        set_alias_in_mlflow_ui(mlflow_page, ui_url, version=EXTRA, alias="production", shots=tmp_path)
+        assert Registry(store_v2).resolve().version == EXTRA
 
         page.bring_to_front()  # the open demo page refreshes its model panel by itself
-        expect(info).to_contain_text("fer-emotion version 2:")
+        expect(info).to_contain_text(f"fer-emotion version {EXTRA}:")
         expect(info).to_contain_text("about 5 times in 10 (50% of FER2013's")  # its accuracy, in plain words
         page.screenshot(path=tmp_path / "demo-after.png")

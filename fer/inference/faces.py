@@ -75,13 +75,14 @@ def text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 # When a reading is called unsure: the top probability under UNSURE_TOP, or the top two within UNSURE_GAP: where
-# the top emotion is wrong more often than right. Chosen on the bundled FER2013 model's validation split (5,741
-# faces, 69.6% right; `scripts/uncertainty.py --model bundled --figure unsure.png`): its accuracy crosses 50% at a
-# top probability of 0.5 (42.8% right under it, 79.1% over) and at a gap of 20 points (42.7% right within it).
-# Together they flag 28.7% of the faces, right 43.6% of the time, against 80.1% for the others; "top under 40%"
-# would flag 11.2% (37.9% right) and leave the faces between 40% and 50%, right 44% of the time, unflagged.
-UNSURE_TOP = 0.5
-UNSURE_GAP = 0.2
+# the top emotion is right about as often as a coin toss between two. Chosen on the production FER+ model's
+# validation split (5,398 faces with a crowd majority, 85.2% right; `scripts/uncertainty.py --model bundled:ferplus
+# --labels ferplus`): under a top of 0.45 it is right 48.9% of the time, within 10 points 50.1%. Together they
+# flag 13.8% of the faces, right 51.1% of the time, against 90.7% for the others. The former 0.5 / 20 points
+# (chosen on the FER2013 model) flags 21.4% there, right 57.4%. On the FER2013 bundle this rule flags 20.4%
+# (42.0% right, 76.7% for the others). docs/ablation.md, FER+.
+UNSURE_TOP = 0.45
+UNSURE_GAP = 0.1
 
 
 def unsure_mask(probabilities: np.ndarray) -> np.ndarray:

@@ -140,6 +140,8 @@ def version_tags(card: dict) -> dict[str, str]:
     if test:
         tags["publictest_accuracy"] = f"{test['accuracy']:.4f}"
         tags["publictest_against"] = test.get("against", "FER2013 labels")
+        if "n" in test:
+            tags["publictest_faces"] = str(test["n"])
         for k, v in test.get("per_class", {}).items():
             tags[f"publictest_acc_{k}"] = f"{v:.4f}"
     calibration = card.get("calibration") or {}
