@@ -413,6 +413,9 @@ def noisy_jpeg() -> bytes:
         ("half.jpg", noisy_jpeg()[: len(noisy_jpeg()) // 2], "truncated or corrupt"),
         ("bomb.png", png_declaring(30000, 30000), "decompression bomb"),
         ("big.png", png_declaring(8000, 8000), "8000×8000 pixels"),
+        # a photo format's first bytes, then noise: corrupt whichever way the noise falls, never "not an image"
+        *[(f"noise{i}.jpg", b"\xff\xd8\xff\xe0" + np.random.default_rng(i).bytes(2000), "corrupt") for i in range(8)],
+        ("noise.png", b"\x89PNG\r\n\x1a\n" + np.random.default_rng(0).bytes(2000), "corrupt image (it starts as a PNG"),
     ],
 )
 def test_bad_files_say_what_is_wrong(tmp_path, name, data, message):

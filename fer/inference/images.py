@@ -198,6 +198,17 @@ def _finish(im: Image.Image, name: str) -> Image.Image:
         raise ImageError(_where(name, str(e))) from None
 
 
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _signature(data: bytes) -> str:
+    """The photo format whose magic bytes `data` starts with ("" for none): tells a corrupt photo from a file that
+    is not one."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _SIGNATURES if data.startswith(magic)), "")
+
+
 def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
     """Pillow's lazy open: the header only, with the size checks."""
     # Truncated files must fail here rather than decode to a grey half: this relies on Pillow's default
@@ -209,6 +220,10 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_where(name, _too_many_pixels(max_pixels))) from None
     except UnidentifiedImageError:
+        kind = _signature(data)
+        if kind:  # the first bytes of a photo format, then something Pillow cannot parse
+            problem = f"corrupt image (it starts as a {kind} does, but its header cannot be read)"
+            raise ImageError(_where(name, problem)) from None
         raise ImageError(
             _where(name, "not an image, or in a format this product cannot read (send a JPEG, PNG, WebP, BMP or TIFF)")
         ) from None
