@@ -28,10 +28,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m demo
 
+# the suite on two workers (pytest-xdist), the 15 slowest tests printed at the end
 test: $(TEST_STAMP)
 	bash scripts/system-deps.sh
 	$(BIN)/ruff check $(LINT_PATHS)
-	$(BIN)/python -m pytest
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/python -m pytest -n 2 --durations=15
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

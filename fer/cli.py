@@ -213,13 +213,14 @@ def cmd_evaluate(args) -> int:
     from fer import plots
     from fer.data import fer2013 as data
     from fer.evaluation.metrics import evaluate_arrays, format_table
-    from fer.inference.weights import ModelLoadError, load_model
+    from fer.inference.weights import ModelLoadError, load_model, serve
 
     model, card = load_model(args.model)
     if args.tta != "model":
         if not hasattr(model, "set_tta"):
             raise ModelLoadError(f"{args.model}: test-time augmentation is fixed in an exported model; use --tta model")
         model.set_tta(args.tta)
+    model = serve(model)  # scored as served: the same logits (to 1e-5) as the eager model, several times faster
     ds = data.load(args.data, quiet=args.json)
     split = args.split.lower()
     held_out = None
@@ -260,6 +261,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         out = m.to_dict()
         out.update(split=SPLITS.get(split, split), model=args.model, tta=args.tta, figure=figure)
+        out["served_path"] = getattr(model, "served_path", "eager")
         out.update(against="FER+ crowd majority" if args.labels == "ferplus" else "FER2013 labels")
         if left_out is not None:
             out["left_out"] = left_out

@@ -17,6 +17,11 @@ from PIL import Image
 
 from fer import LABELS
 
+# Under `pytest -n 2` (make test) each worker takes one core: one torch / OpenMP thread in it and in the
+# processes it starts, so two workers do not fight over the two cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FER2013 = SHARED / "data" / "fer2013"

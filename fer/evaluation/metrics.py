@@ -106,16 +106,19 @@ def predict_logits(
     channels_last: bool = True,
     batch_size: int = 32,
 ) -> torch.Tensor:
-    """(N, H, W) uint8 faces -> (N, 7) logits as served: test-time augmentation and temperature included."""
-    was_training = model.training
-    model.eval()
+    """(N, H, W) uint8 faces -> (N, C) logits as served: test-time augmentation and temperature included. `model`
+    may be a served one (fer.inference.weights.serve: a frozen graph or an ONNX Runtime session)."""
+    was_training = getattr(model, "training", False)  # (a frozen TorchScript graph has no training mode)
+    if was_training:
+        model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         x = normalize(images[start : start + batch_size]).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out.append(model(x).float().cpu())
-    model.train(was_training)
+    if was_training:
+        model.train()
     return torch.cat(out) if out else torch.zeros(0, len(LABELS))
 
 
