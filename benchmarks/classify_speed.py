@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/classify_speed.py [--model bundled|PATH|models:/...] [--threads 1]
         [--tta none]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/classify_speed.py --model bundled:ferplus --model bundled:fer2013 \
+        --threads 1                                # two models in one run: their costs compare on the same CPU
 
 Classification only: the 48×48 face is given, so detection and cropping are not counted
 (benchmarks/pipeline_speed.py counts those). The model runs as it serves: in inference, with any test-time
@@ -46,7 +48,7 @@ def time_calls(model, calls: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="bundled", help="the model to time (default: the bundled one)")
+    ap.add_argument("--model", action="append", help="a model to time (default: the bundled one); repeatable")
     ap.add_argument("--tta", default="model", help="test-time augmentation: model (as shipped), none, flip, ...")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--rounds", type=int, default=15, help="rounds; the median is reported")
@@ -54,19 +56,23 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, card = load_model(args.model)
-    if args.tta != "model":
-        model.set_tta(args.tta)
-    baseline = create_model().eval()
-    served = serve(model.eval())
-    models = {
-        "paper network (baseline), eager": baseline,
-        f"{args.model}, eager": model.eval(),
-        f"{args.model}, torch.export": exported(model.eval()),
-        f"{args.model}, TorchScript": serve(model.eval(), "torchscript"),
-        f"{args.model}, ONNX Runtime": serve(model.eval(), "onnxruntime"),
-        f"{args.model}, as served ({served.served_path})": served,
-    }
+    models = {"paper network (baseline), eager": create_model().eval()}
+    loaded = {}
+    for spec in args.model or ["bundled"]:
+        model, _ = load_model(spec)
+        if args.tta != "model":
+            model.set_tta(args.tta)
+        loaded[spec] = model = model.eval()
+        served = serve(model)
+        models.update(
+            {
+                f"{spec}, eager": model,
+                f"{spec}, torch.export": exported(model),
+                f"{spec}, TorchScript": serve(model, "torchscript"),
+                f"{spec}, ONNX Runtime": serve(model, "onnxruntime"),
+                f"{spec}, as served ({served.served_path})": served,
+            }
+        )
     for m in models.values():
         time_calls(m, 20)  # warm-up
     times = {name: [] for name in models}
@@ -77,7 +83,8 @@ def main() -> None:
     base = ms["paper network (baseline), eager"]
     runs = f"median of {args.rounds}×{args.calls}"
     print(f"{cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch of one, {runs}")
-    print(f"{args.model}: {count_parameters(model):,} parameters, config {model.cfg.to_dict()}")
+    for spec, model in loaded.items():
+        print(f"{spec}: {count_parameters(model):,} parameters, config {model.cfg.to_dict()}")
     print(f"{'model':48s} {'ms/face':>8s} {'ratio to baseline':>18s}")
     for name, v in ms.items():
         print(f"{name:48s} {v:8.2f} {v / base:18.2f}")

@@ -141,10 +141,10 @@ def accuracy_words(status: dict) -> str:
         return "its accuracy was not recorded"
     if "crowd" in status.get("publictest_against", ""):  # scored against the FER+ crowd's majority
         n = status.get("publictest_faces")
-        faces = f"{n:,} test faces" if n else "the test faces"
+        faces = f"{n:,} FER+ test faces" if n else "the FER+ test faces"
         return (
-            f"it reads a face the way most of 10 people did about {round(acc * 10)} times in 10 "
-            f"({acc:.0%} of {faces} of FER2013 with a FER+ crowd majority, which it never trained on; details below)"
+            f"it agrees with most of 10 people about {round(acc * 10)} times in 10 "
+            f"({acc:.0%} of {faces} it never trained on; details below)"
         )
     return (
         f"it reads the emotion people gave a face about {round(acc * 10)} times in 10 "

@@ -268,8 +268,8 @@ def test_the_header_says_against_what_the_accuracy_was_measured():
 
     crowd = {"publictest_accuracy": 0.8489, "publictest_against": "the FER+ crowd's majority", "publictest_faces": 3416}
     assert accuracy_words(crowd) == (
-        "it reads a face the way most of 10 people did about 8 times in 10 (85% of 3,416 test faces of FER2013 "
-        "with a FER+ crowd majority, which it never trained on; details below)"
+        "it agrees with most of 10 people about 8 times in 10 (85% of 3,416 FER+ test faces it never trained on; "
+        "details below)"
     )
     labels = {"publictest_accuracy": 0.6882, "publictest_against": "FER2013 labels"}
     assert "about 7 times in 10 (69% of FER2013's 3,589 test faces" in accuracy_words(labels)
