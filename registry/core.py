@@ -392,9 +392,6 @@ def _card_tags(card: dict) -> dict[str, str]:
             tags[key] = str(card[key])
     if card.get("publictest"):
         tags["publictest_accuracy"] = f"{card['publictest']['accuracy']:.4f}"
-        tags["publictest_against"] = card["publictest"].get("against", "FER2013 labels")
-        if "n" in card["publictest"]:
-            tags["publictest_faces"] = str(card["publictest"]["n"])
     return tags
 
 
