@@ -1,21 +1,24 @@
-"""Photos per second of `fer predict`'s batch path against one photo at a time, on a folder of real photos.
+"""Photos per second of `fer predict` on a folder of real photos against one photo at a time, as before.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/batch_speed.py [--folder ../shared/data/realphotos-dev/images]
-        [--rounds 2] [--limit 0]
+    .venv/bin/python benchmarks/batch_speed.py [--folder ../shared/data/realphotos-dev/images] [--rounds 2]
+        [--limit 0]
 
 Every path decodes each photo (fer.inference.images.read_image) and finds and classifies its faces:
-- one at a time, as before: `FacePipeline.analyze` photo after photo, the classifier as a frozen TorchScript graph
-  (what `fer predict a.jpg b.jpg ...` served before the served path was chosen per CPU): the baseline;
-- one at a time, served path: the same loop, the classifier on the path `serve` chose on this CPU;
-- batch path: fer.inference.batch.analyze_photos (decoding in a thread pool, each chunk's network calls batched
-  across its photos), with one lane and with two (two chunks analysed at once).
+- one at a time, as before: `FacePipeline.analyze` photo after photo on torch's default threads (one per core),
+  the classifier as a frozen TorchScript graph and MTCNN's networks each as one oneDNN-optimised graph: what
+  `fer predict a.jpg b.jpg ...` ran before folders were read in lanes (the baseline);
+- one at a time, served path: the same loop, the classifier on the path `serve` chooses on this CPU;
+- lanes: fer.inference.batch.analyze_photos with the lanes and threads `fer predict` takes for many photos
+  (fer.inference.batch.lanes_and_threads: two lanes of one thread each on two cores), and with one lane.
 Start-up (imports, loading the model) is not counted. Rounds alternate between the paths so that other load on
-the CPU hits them alike; each figure is the best round. The faces found must be the same on every path.
+the CPU hits them alike; each figure is the best round. The faces found must be the same on every path. Run it
+with OMP_NUM_THREADS unset: the paths set their own thread counts.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -26,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer.inference.batch import analyze_photos, list_inputs  # noqa: E402
+from fer.inference.batch import analyze_photos, lanes_and_threads, list_inputs  # noqa: E402
 from fer.inference.faces import FacePipeline  # noqa: E402
 from fer.inference.images import ImageError, read_image  # noqa: E402
 from fer.inference.weights import cpu_model, load_model, serve  # noqa: E402
@@ -42,10 +45,34 @@ def one_at_a_time(pipeline: FacePipeline, paths: list[str]) -> list:
     return out
 
 
-def batched(pipeline: FacePipeline, paths: list[str], lanes: int) -> list:
-    return [
-        [f.box for f in r.analysis.faces] if r.analysis else None for r in analyze_photos(pipeline, paths, lanes=lanes)
-    ]
+def as_before(pipeline: FacePipeline) -> FacePipeline:
+    """The pipeline as `fer predict` ran it before: the classifier as a frozen TorchScript graph, and MTCNN's
+    three networks each as one graph optimised for inference (oneDNN) whatever their input's size."""
+    from fer.detection.detector import _frozen
+    from fer.detection.mtcnn import ONet, PNet, RNet, mtcnn_weights
+
+    pipeline._served = (pipeline._served[0], serve(pipeline._served[0], "torchscript"), pipeline._served[2])
+    detector = pipeline.detector = copy.copy(pipeline.detector)
+    for name, cls, example in (("pnet", PNet, (1, 40)), ("rnet", RNet, (2, 24)), ("onet", ONet, (2, 48))):
+        net = cls()
+        net.load_state_dict(torch.load(mtcnn_weights() / f"{name}.pt", map_location="cpu", weights_only=True))
+        batch, side = example
+        setattr(detector, name, _frozen(net, torch.zeros(batch, 3, side, side), optimize=True))
+    return pipeline
+
+
+def lanes(pipeline: FacePipeline, paths: list[str], n: int) -> list:
+    return [[f.box for f in r.analysis.faces] if r.analysis else None for r in analyze_photos(pipeline, paths, lanes=n)]
+
+
+def threads(n: int, run):
+    """`run` on n torch threads (ONNX Runtime's count is its session's, set when its pipeline was made)."""
+
+    def on_threads():
+        torch.set_num_threads(n)
+        return run()
+
+    return on_threads
 
 
 def main() -> None:
@@ -58,18 +85,26 @@ def main() -> None:
     paths = [p for p, kind in list_inputs([args.folder]).files if kind == "photo"]
     paths = paths[: args.limit] if args.limit else paths
     model, _ = load_model(args.model)
-    before = FacePipeline(model)
-    before._served = (before._served[0], serve(model, "torchscript"), before._served[2])  # the classifier as before
+    default = torch.get_num_threads()
+    n_lanes, lane_threads = lanes_and_threads(len(paths))
+    before = as_before(FacePipeline(model))
     now = FacePipeline(model)
+    torch.set_num_threads(lane_threads)
+    in_lanes = FacePipeline(model)  # its ONNX Runtime session on the lanes' thread count
+    baseline = f"one at a time, as before ({default} threads)"
     paths_run = {
-        "one at a time, as before (TorchScript)": lambda: one_at_a_time(before, paths),
-        f"one at a time, served path ({now._served[1].served_path})": lambda: one_at_a_time(now, paths),
-        "batch path, 1 lane": lambda: batched(now, paths, 1),
-        "batch path, 2 lanes": lambda: batched(now, paths, 2),
+        baseline: threads(default, lambda: one_at_a_time(before, paths)),
+        f"one at a time, served path ({now._served[1].served_path})": threads(
+            default, lambda: one_at_a_time(now, paths)
+        ),
+        f"fer predict: {n_lanes} lanes of {lane_threads} thread(s)": threads(
+            lane_threads, lambda: lanes(in_lanes, paths, n_lanes)
+        ),
+        f"1 lane of {lane_threads} thread(s)": threads(lane_threads, lambda: lanes(in_lanes, paths, 1)),
     }
-    batched(now, paths[:16], 1)  # warm-up: TorchScript specialises on its first calls, ONNX Runtime allocates
-    one_at_a_time(now, paths[:8])
-    one_at_a_time(before, paths[:8])
+    # warm-up: TorchScript specialises on its first calls, ONNX Runtime allocates
+    threads(default, lambda: (one_at_a_time(before, paths[:8]), one_at_a_time(now, paths[:8])))()
+    threads(lane_threads, lambda: lanes(in_lanes, paths[:16], n_lanes))()
     best, faces = {name: float("inf") for name in paths_run}, {}
     for _ in range(args.rounds):
         for name, run in paths_run.items():
@@ -77,14 +112,14 @@ def main() -> None:
             faces[name] = run()
             best[name] = min(best[name], time.perf_counter() - t0)
     load = os.getloadavg()[0]
-    print(f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s)")
+    print(f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}")
     print(f"{len(paths)} photos of {args.folder}, best of {args.rounds} rounds; load average {load:.1f} at the end")
-    base = len(paths) / best["one at a time, as before (TorchScript)"]
+    base = len(paths) / best[baseline]
     print(f"{'path':48s} {'photos/s':>9s} {'× baseline':>11s}")
     for name, seconds in best.items():
         rate = len(paths) / seconds
         print(f"{name:48s} {rate:9.1f} {rate / base:11.2f}")
-    reference = faces["one at a time, as before (TorchScript)"]
+    reference = faces[baseline]
     same = all(f == reference for f in faces.values())
     print("the same faces on every path" if same else "DIFFERENT faces between the paths")
 

@@ -9,7 +9,7 @@ crops and resizes each candidate box for the R- and O-nets one at a time in Pyth
 - the candidates of each stage are cut and resized to 24×24 (R-net) or 48×48 (O-net) in one
   `torchvision.ops.roi_align` call (adaptive sampling averages each output pixel's area, as the area
   filter does; outside the image is black, as in the original MTCNN's padding);
-- the three nets run channels-last, as frozen TorchScript graphs.
+- the three nets run channels-last, as frozen TorchScript graphs (P-net's mid-sized levels through oneDNN).
 
 `refine` runs the O-net alone around boxes already known (the live stream's previous frame): two small
 batched calls instead of a detection, and the box follows the face as it moves (up to about a third of its
@@ -64,12 +64,32 @@ def check_min_face(min_face: int, width: int | None = None, height: int | None =
         )
 
 
-def _frozen(net: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+def _frozen(net: torch.nn.Module, example: torch.Tensor, optimize: bool = False) -> torch.nn.Module:
+    """`net` traced and frozen, channels-last; `optimize`: also torch.jit.optimize_for_inference (oneDNN's
+    layouts: a fixed cost of about 0.25 ms a call, repaid on mid-sized inputs only)."""
     net = net.eval().to(memory_format=torch.channels_last)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, and still the fastest here
-        traced = torch.jit.trace(net, example.contiguous(memory_format=torch.channels_last), check_trace=False)
-        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        traced = torch.jit.freeze(
+            torch.jit.trace(net, example.contiguous(memory_format=torch.channels_last), check_trace=False)
+        )
+        return torch.jit.optimize_for_inference(traced) if optimize else traced
+
+
+class _BySize:
+    """P-net as two graphs, each called on the inputs it runs fastest: the oneDNN-optimised one on levels of
+    MID pixels, the plain frozen one on smaller and larger ones. One thread of an AMD EPYC, ms a call (plain /
+    optimised): 13 px 0.07 / 0.31, 46 px 0.30 / 0.34, 76 px 0.79 / 0.49, 110 px 0.94 / 0.79, 160 px 1.94 / 3.00,
+    256 px (a tile) 5.05 / 8.00. Their outputs differ by under 1e-6."""
+
+    MID = (48 * 48, 120 * 120)  # (over, up to) input pixels
+
+    def __init__(self, plain, optimised):
+        self.plain, self.optimised = plain, optimised
+
+    def __call__(self, x: torch.Tensor):
+        lo, hi = self.MID
+        return (self.optimised if lo < x.shape[-2] * x.shape[-1] <= hi else self.plain)(x)
 
 
 class FaceDetector:
@@ -104,7 +124,8 @@ class FaceDetector:
             net = cls()
             net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
             loaded[name] = net.to(self.device)
-        self.pnet = _frozen(loaded["pnet"], torch.zeros(1, 3, 40, 40, device=self.device))
+        level = torch.zeros(1, 3, 40, 40, device=self.device)
+        self.pnet = _BySize(_frozen(loaded["pnet"], level), _frozen(loaded["pnet"], level, optimize=True))
         self.rnet = _frozen(loaded["rnet"], torch.zeros(2, 3, 24, 24, device=self.device))
         self.onet = _frozen(loaded["onet"], torch.zeros(2, 3, 48, 48, device=self.device))
 
@@ -306,6 +327,8 @@ def _nearby(boxes: torch.Tensor, picked: torch.Tensor, scale: float, limit: int 
     if not len(picked) or not limit:
         return [picked] if len(picked) else []
     rois = boxes[picked, :4] * scale
+    if float((rois[:, 2:].max(0).values - rois[:, :2].min(0).values).clamp(min=0).prod()) <= limit:
+        return [picked]  # all of them in one region: one group (a photo's usual case), without the loop
     order = torch.argsort(rois[:, 0], stable=True).tolist()
     groups, group, lo, hi = [], [], None, None
     for i in order:

@@ -6,11 +6,12 @@
 - `list_inputs` walks folders (recursive, sorted, hidden files left out) and tells photos from clips by their
   first bytes (an image's or a container's signature), by the extension only where the bytes say neither; a
   file in a folder that is neither is skipped and counted, and a folder with no photo or clip is an error.
-- `analyze_photos` decodes photos in a background thread pool while the networks run, and runs each chunk of
-  decoded photos through `FacePipeline.analyze` in threads, one per photo, whose network calls are answered by
-  one batched call per network and input size (`_Batcher`): the P-net levels of photos of one size, every
-  R-net and O-net crop, every face to classify. Each photo goes through the same code as alone, so it gets the
-  same faces; the networks see fewer, larger batches.
+- `analyze_photos` runs photos in lanes: threads that each decode a photo and analyse it alone, as
+  `FacePipeline.analyze` does for one photo (so each gets the same faces), while the other lanes do the next
+  ones; results come back in order. Batching the networks' calls across the photos of a chunk was tried and
+  lost: 51-55 photos/s against 105 for two lanes of one photo each (realphotos-dev, a 2-core AMD EPYC, one
+  torch thread each, benchmarks/batch_speed.py), as the classifier costs as much per face in a batch (ONNX
+  Runtime) and the photos' threads waited on each other at every call.
 - `Output` writes a CSV or JSON Lines file as each file is done (flushed, so a stopped run keeps what it did);
   with `resume` it keeps what an earlier run wrote and says which files to skip. The CSV's last file is analysed
   again, since a stop may have cut its rows: no row is written twice, none is lost.
@@ -20,14 +21,12 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import glob
 import json
 import os
-import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +38,9 @@ from fer.inference.images import ImageError, read_image
 from fer.inference.video import VIDEO_SUFFIXES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".heic"}
-CHUNK = 16  # photos analysed together: their network calls are batched
-CHUNK_PIXELS = 8_000_000  # ... and no more decoded pixels than this in a chunk (a 48 MP photo is a chunk alone)
-DECODERS = 2  # threads decoding the next photos while the networks run
-LANES = 1  # chunks analysed at once; 2 overlaps one chunk's Python work with the other's networks where cores are free
-BATCH_PIXELS = 1 << 16  # a batched network call holds at most this many input pixels (larger ones run slower)
+LANES = 1  # photos analysed at once, one per thread (`fer predict` runs two: lanes_and_threads)
+AHEAD = 2  # photos started per lane before the oldest is handed back (one lane's slow photo holds up the order)
+LARGE_PIXELS = 4_000_000  # a photo decoding to more pixels is decoded and analysed alone, by the calling thread
 
 # The first bytes of the formats this product reads. ISO media (MP4, MOV, 3GP) shares its box header with HEIF
 # and AVIF stills, told apart by the brand.
@@ -158,104 +155,12 @@ class PhotoResult:
     image: Image.Image | None = None  # the decoded photo, where asked for (to annotate it)
 
 
-class _Call:
-    __slots__ = ("net", "x", "result", "error", "done")
-
-    def __init__(self, net, x: torch.Tensor):
-        self.net, self.x, self.result, self.error, self.done = net, x, None, None, False
-
-
-class _Batcher:
-    """Answers the network calls of several threads, each running FacePipeline.analyze on one photo, with one
-    call per network and input shape: a call waits until every thread still running has made one, then the
-    waiting calls run together (in pieces of at most BATCH_PIXELS input pixels) and each gets its rows back."""
-
-    def __init__(self, threads: int, batch_pixels: int = BATCH_PIXELS):
-        self._cond = threading.Condition()
-        self._running = threads
-        self._waiting: list[_Call] = []
-        self.batch_pixels = batch_pixels
-        self.calls = 0  # batched calls made: what the batching saved is visible to a test
-
-    def wrap(self, net) -> Callable[[torch.Tensor], object]:
-        return lambda x: self._call(net, x)
-
-    def _call(self, net, x: torch.Tensor):
-        call = _Call(net, x)
-        with self._cond:
-            self._waiting.append(call)
-            if len(self._waiting) >= self._running:
-                self._run()
-            while not call.done:
-                self._cond.wait()
-        if call.error is not None:
-            raise call.error
-        return call.result
-
-    def finished(self) -> None:
-        with self._cond:
-            self._running -= 1
-            if self._waiting and len(self._waiting) >= self._running:
-                self._run()
-
-    def _run(self) -> None:
-        """Every running thread is waiting (the lock is held): run their calls, grouped."""
-        calls, self._waiting = self._waiting, []
-        groups: dict[tuple, list[_Call]] = {}
-        for c in calls:
-            groups.setdefault((id(c.net), tuple(c.x.shape[1:]), c.x.dtype), []).append(c)
-        with torch.no_grad():  # the thread running them may be one that has finished its photo
-            for group in groups.values():
-                try:
-                    self._run_group(group)
-                except Exception as e:  # noqa: BLE001 - each photo's thread raises it as its own
-                    for c in group:
-                        c.error = e
-                for c in group:
-                    c.done = True
-        self._cond.notify_all()
-
-    def _run_group(self, group: list[_Call]) -> None:
-        per_row = max(1, group[0].x[0].numel() // max(1, group[0].x.shape[1]))
-        limit = max(1, self.batch_pixels // per_row)  # rows a call may hold
-        start = 0
-        while start < len(group):
-            piece, rows = [group[start]], len(group[start].x)
-            while start + len(piece) < len(group) and rows + len(group[start + len(piece)].x) <= limit:
-                rows += len(group[start + len(piece)].x)
-                piece.append(group[start + len(piece)])
-            start += len(piece)
-            if len(piece) == 1:
-                piece[0].result = piece[0].net(piece[0].x)
-                self.calls += 1
-                continue
-            x = torch.cat([c.x for c in piece])
-            if piece[0].x.dim() == 4 and piece[0].x.is_contiguous(memory_format=torch.channels_last):
-                x = x.contiguous(memory_format=torch.channels_last)
-            out = piece[0].net(x)
-            self.calls += 1
-            sizes = [len(c.x) for c in piece]
-            parts = [t.split(sizes) for t in out] if isinstance(out, (tuple, list)) else [out.split(sizes)]
-            for i, c in enumerate(piece):
-                c.result = tuple(p[i] for p in parts) if isinstance(out, (tuple, list)) else parts[0][i]
-
-
-def _batched(pipeline, batcher: _Batcher):
-    """A copy of the pipeline whose networks (P-, R-, O-net and the served classifier) answer through `batcher`."""
-    detector = copy.copy(pipeline.detector)
-    detector.pnet, detector.rnet, detector.onet = map(batcher.wrap, (detector.pnet, detector.rnet, detector.onet))
-    clone = copy.copy(pipeline)
-    clone.detector = detector
-    model, served, classes = pipeline._served  # read once: a set_model() meanwhile does not mix two models
-    clone._served = (model, batcher.wrap(served), classes)
-    return clone
-
-
 def lanes_and_threads(photos: int) -> tuple[int, int]:
     """(lanes, torch threads) for a run of `photos`: one lane of the machine's threads for a photo or two; else
-    up to two lanes of one thread each on two cores (more on more cores). MTCNN's and the classifier's small
-    convolutions gain little from threads within one call, and lose much when another job holds a core: 668
-    photos took 29 s with two threads in one call against 12 s with one, on 2 cores beside two trainings."""
+    two lanes sharing the cores (one thread each on two cores). MTCNN's and the classifier's small convolutions
+    gain little from threads within one call, and lose much when another job holds a core: 668 photos took 29 s
+    with two threads in one call against 12 s with one, on 2 cores beside two trainings. More lanes gain little:
+    a lane spends about a third of a photo in Python, which holds the GIL."""
     cores = os.cpu_count() or 1
     if photos <= 2 or cores < 2:
         return 1, torch.get_num_threads()
@@ -263,53 +168,17 @@ def lanes_and_threads(photos: int) -> tuple[int, int]:
     return lanes, max(1, cores // lanes)
 
 
-def analyze_chunk(pipeline, images: list[Image.Image], names: list[str]) -> list[tuple[object | None, str | None]]:
-    """(analysis, None) or (None, message) for each image, as `pipeline.analyze` gives them one at a time, the
-    networks' calls batched across the images."""
-    if len(images) <= 1:
-        return [_analyze_one(pipeline, image, name) for image, name in zip(images, names)]
-    batcher = _Batcher(len(images))
-    clone = _batched(pipeline, batcher)
-    out: list = [None] * len(images)
-
-    failures: list[BaseException] = []
-
-    def work(i: int) -> None:
-        try:
-            out[i] = _analyze_one(clone, images[i], names[i])
-        except BaseException as e:  # noqa: BLE001 - raised again below, in the caller's thread
-            failures.append(e)
-        finally:
-            batcher.finished()
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(images))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
-    return out
-
-
-def _analyze_one(pipeline, image: Image.Image, name: str):
+def _analyze(pipeline, path: str, keep_image: bool) -> PhotoResult:
+    """One photo decoded and analysed, as `fer predict photo.jpg` does it; what went wrong in its error."""
     try:
-        return pipeline.analyze(image), None
-    except ValueError as e:  # a smallest face this photo cannot hold, named for the user
-        return None, f"{name}: {e}"
-
-
-def _decode(path: str) -> tuple[Image.Image | None, str | None]:
-    try:
-        return read_image(path), None
+        image = read_image(path)
     except ImageError as e:
-        return None, str(e)
-
-
-def _answer(pipeline, batch: list[tuple[str, Image.Image | None, str | None]]) -> dict[int, tuple]:
-    readable = [i for i, (_, image, _) in enumerate(batch) if image is not None]
-    names = [Path(batch[i][0]).name for i in readable]
-    return dict(zip(readable, analyze_chunk(pipeline, [batch[i][1] for i in readable], names)))
+        return PhotoResult(path, None, str(e))
+    try:
+        analysis = pipeline.analyze(image)
+    except ValueError as e:  # a smallest face this photo cannot hold, named for the user
+        return PhotoResult(path, None, f"{Path(path).name}: {e}")
+    return PhotoResult(path, analysis, None, image if keep_image else None)
 
 
 def expected_pixels(path: str) -> int:
@@ -326,93 +195,35 @@ def expected_pixels(path: str) -> int:
     return -(-w // n) * -(-h // n)
 
 
-def _now(function, *args) -> Future:
-    """`function(*args)` run in this thread, as a finished Future."""
-    done = Future()
-    done.set_result(function(*args))
-    return done
-
-
-def _pixels(image: Image.Image | None) -> int:
-    return image.width * image.height if image is not None else 0
-
-
 def analyze_photos(
-    pipeline,
-    paths: Iterable[str],
-    *,
-    keep_images: bool = False,
-    chunk: int = CHUNK,
-    decoders: int = DECODERS,
-    lanes: int = LANES,
+    pipeline, paths: Iterable[str], *, keep_images: bool = False, lanes: int = LANES
 ) -> Iterator[PhotoResult]:
-    """Each photo's PhotoResult, in order. Photos are decoded `decoders` at a time in the background; a chunk is
-    up to `chunk` photos and CHUNK_PIXELS decoded pixels, analysed together, and `lanes` chunks are analysed at
-    once (one's Python work runs while the other's networks do).
+    """Each photo's PhotoResult, in order. `lanes` threads each decode and analyse one photo at a time (decoding
+    and the networks release the GIL, so the lanes fill as many cores), and at most AHEAD photos per lane are
+    started before the oldest is handed back.
 
-    Memory stays bounded whatever the photos' size: decoding runs ahead only while the photos decoded and not yet
-    analysed hold under CHUNK_PIXELS (told from their headers), and a photo of over CHUNK_PIXELS / 2 pixels
-    decoded (a 48-megapixel JPEG decodes to 12) is decoded and analysed alone, as a single photo would be."""
-    paths = list(paths)
-    lanes = max(1, lanes)
-    with (
-        ThreadPoolExecutor(max_workers=max(1, decoders), thread_name_prefix="fer-decode") as decoding,
-        ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="fer-lane") as analysing,
-    ):
-        pending: deque = deque()  # (path, decoding future, pixels expected), in order
-        running: deque = deque()  # (chunk, analysing future, alone), in order
-        following = deque(paths)
-
-        def top_up() -> None:
-            """Decode ahead while the photos waiting hold under CHUNK_PIXELS; a large photo only when nothing
-            else is decoded or analysed, so that two are never in memory at once."""
-            while following and len(pending) < chunk:
-                size = expected_pixels(following[0])
-                if pending and sum(p for _, _, p in pending) + size > CHUNK_PIXELS:
-                    return
-                if size > CHUNK_PIXELS // 2 and (pending or running):
-                    return
-                path = following.popleft()
-                # a large photo is decoded (and analysed) by this thread: glibc gives each thread its own heap, and
-                # the process keeps freed memory (fer.inference.memory), so a large photo met by two threads in
-                # turn would cost twice
-                pending.append(
-                    (path, _now(_decode, path) if size > CHUNK_PIXELS // 2 else decoding.submit(_decode, path), size)
-                )
-
-        def next_chunk() -> tuple[list, bool]:
-            batch, pixels, largest = [], 0, 0
-            while pending and len(batch) < chunk and pixels < CHUNK_PIXELS:
-                path, future, _ = pending.popleft()
-                image, error = future.result()
-                batch.append((path, image, error))
-                pixels += _pixels(image)
-                largest = max(largest, _pixels(image))
-                top_up()
-            return batch, largest > CHUNK_PIXELS // 2
-
-        top_up()
-        formed = None  # a chunk waiting for the lanes to empty: it is analysed alone
-        while True:
-            while len(running) < lanes and (formed is not None or pending):
-                if running and running[-1][2]:
-                    break  # a chunk analysed alone: nothing beside it
-                batch, alone = formed if formed is not None else next_chunk()
-                if alone and running:
-                    formed = (batch, alone)
+    Memory stays bounded whatever the photos' size: a lane holds one decoded photo, and a photo of over
+    LARGE_PIXELS decoded (a 48-megapixel JPEG decodes to 12) waits for the lanes to empty and is decoded and
+    analysed alone by the calling thread: glibc gives each thread its own heap, and the process keeps freed
+    memory (fer.inference.memory), so a large photo met by two threads in turn would cost twice."""
+    following = deque(paths)
+    pool = ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="fer-lane")
+    running: deque[Future] = deque()
+    try:
+        while following or running:
+            while following and len(running) < AHEAD * max(1, lanes):
+                if expected_pixels(following[0]) > LARGE_PIXELS:
+                    if not running:
+                        done = Future()
+                        done.set_result(_analyze(pipeline, following.popleft(), keep_images))
+                        running.append(done)
                     break
-                formed = None
-                answer = _now(_answer, pipeline, batch) if alone else analysing.submit(_answer, pipeline, batch)
-                running.append((batch, answer, alone))
-            if not running:
-                return
-            batch, future, _ = running.popleft()
-            found = future.result()
-            top_up()
-            for i, (path, image, error) in enumerate(batch):
-                analysis, problem = found.get(i, (None, error))
-                yield PhotoResult(path, analysis, problem, image if keep_images and analysis is not None else None)
-            batch = future = found = image = None  # this chunk's photos go before the next ones are decoded
+                running.append(pool.submit(_analyze, pipeline, following.popleft(), keep_images))
+            result = running.popleft().result()
+            yield result
+            result = None  # this photo goes before a large one is decoded
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a run stopped early: the photos not started are not
 
 
 # -- rows
