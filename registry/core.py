@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
@@ -246,7 +248,7 @@ class Registry:
             if row["run_id"] == run_id:
                 raise RegistryError(f"run {run_id} is already version {row['version']} of {self.name}")
         source, model_id = self._run_model(run)
-        tags = version_tags(_card_from_run(run))
+        tags = version_tags(_card_from_run(run, self.client))
         with _mlflow_errors(f"cannot register run {run_id} as {self.name}"):
             if self._registered() is None:
                 self.client.create_registered_model(self.name)
@@ -363,14 +365,28 @@ class Registry:
         return version
 
 
-def _card_from_run(run) -> dict:
-    """The part of a model card that fer.inference.mlflow_model.version_tags reads, rebuilt from what `fer train`
-    logged."""
+def _card_from_run(run, client: MlflowClient) -> dict:
+    """The part of a model card that fer.inference.mlflow_model.version_tags reads: the card `fer train` logged
+    beside the weights (weights/card.json), else rebuilt from the run's metrics, params and tags."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run.info.run_id, CARD_ARTIFACT, tmp)
+            card = json.loads(Path(path).read_text())
+        if isinstance(card, dict):
+            return card
+    except (MlflowException, OSError, ValueError):  # a run without the card (logged otherwise): its metrics below
+        pass
     m, params, tags = run.data.metrics, run.data.params, run.data.tags
     card: dict = {"recipe": tags.get("recipe", ""), "params": params.get("n_params", "")}
+    if tags.get("classes"):
+        card["labels"] = tags["classes"].split(",")
+    if params.get("labels"):
+        card["targets"] = params["labels"]
     if "test_acc" in m:
         per_class = {k: m[f"test_acc_{k}"] for k in EMOTIONS if f"test_acc_{k}" in m}
         card["publictest"] = {"accuracy": m["test_acc"], "per_class": per_class}
+        if card.get("targets", "fer2013") != "fer2013":  # a run on the crowd's votes is scored against their majority
+            card["publictest"]["against"] = "the FER+ crowd's majority"
     if "best_val_acc" in m:
         card["validation"] = {"accuracy": m["best_val_acc"]}
     calibration = {k: m[k] for k in CALIBRATION_METRICS if k in m}
@@ -379,6 +395,7 @@ def _card_from_run(run) -> dict:
     return card
 
 
+CARD_ARTIFACT = "weights/card.json"  # where `fer train` logs a run's model card (fer.training.mlflow_runs)
 # what fer.evaluation.calibration.calibrate reports and `fer train` logs as metrics
 CALIBRATION_METRICS = ("temperature", "val_ece_before", "val_ece_after", "test_ece_before", "test_ece_after")
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from fer import LABELS, REGISTERED_MODEL
+from fer import EMOTIONS, LABELS, REGISTERED_MODEL
 from fer.inference.mlflow_model import log_model, pip_requirements
 from fer.inference.weights import BUNDLED_NAMES, bundled_card, bundled_name, bundled_path, load_model
 from fer.model import count_parameters, create_model
@@ -137,6 +137,40 @@ def test_register_promote_rollback_resolve_load_and_bootstrap(store):
         assert torch.allclose(reg.load(1)(x), bundled(x), atol=1e-4)
     with pytest.raises(RegistryError, match="cannot roll back: no version of fer-emotion held 'production' before"):
         reg.rollback()
+
+
+def test_a_run_registered_later_is_described_by_the_card_it_logged(mlflow_store):
+    """`python -m registry register RUN` tags the version from the card `fer train` logged beside the weights: a
+    FER+ run says it was scored against the crowd's majority, on how many faces, and reads 8 emotions. A run
+    without that card is described from its metrics, params and tags, still as scored against the crowd."""
+    torch.manual_seed(0)
+    model = create_model(num_classes=len(EMOTIONS)).eval()
+    per_class = {k: 0.5 for k in EMOTIONS}
+    card = {
+        "recipe": "ferplus",
+        "params": count_parameters(model),
+        "labels": list(EMOTIONS),
+        "targets": "ferplus",
+        "publictest": {"accuracy": 0.85, "n": 3416, "per_class": per_class, "against": "the FER+ crowd's majority"},
+    }
+    runs = []
+    for with_card in (True, False):
+        with mlflow.start_run() as run:
+            mlflow.set_tags({"recipe": "ferplus", "classes": ",".join(EMOTIONS)})
+            mlflow.log_params({"labels": "ferplus", "n_params": count_parameters(model)})
+            mlflow.log_metrics({"test_acc": 0.85, **{f"test_acc_{k}": v for k, v in per_class.items()}})
+            if with_card:
+                mlflow.log_dict(card, "weights/card.json")
+            log_model(model, registered_name=None, card={})
+        runs.append(run.info.run_id)
+    reg = Registry(mlflow_store)
+    versions = [reg.register(r) for r in runs]
+    tags = {row["version"]: row["tags"] for row in reg.versions()}
+    carded, bare = tags[versions[0]], tags[versions[1]]
+    assert carded["publictest_against"] == bare["publictest_against"] == "the FER+ crowd's majority"
+    assert carded["publictest_faces"] == "3416" and "publictest_faces" not in bare  # only the card knows it
+    assert carded["classes"] == bare["classes"] == ",".join(EMOTIONS)
+    assert carded["targets"] == bare["targets"] == "ferplus"
 
 
 def test_legacy_stage_alias_precedence_and_history_after_ui_edits(mlflow_store, tmp_path):
