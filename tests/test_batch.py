@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fer import LABELS
 from fer.cli import main
@@ -58,7 +59,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_a_folder_gives_a_row_per_face_its_errors_and_its_clip(folder, weights, tmp_path):
+def test_a_folder_gives_a_row_per_face_its_errors_and_its_clip(folder, weights, tmp_path, monkeypatch):
     table, lines = tmp_path / "faces.csv", tmp_path / "faces.jsonl"
     proc = fer_cli(
         "predict", str(folder), "--model", str(weights), "--csv", str(table), "--jsonl", str(lines),
@@ -93,8 +94,16 @@ def test_a_folder_gives_a_row_per_face_its_errors_and_its_clip(folder, weights, 
     assert [o.get("image") or o["video"] for o in objects] == [r.get("image") or r["video"] for r in results]
     assert objects[:-1] == results[:-1] and objects[-1]["frames"] == results[-1]["frames"]
 
-    # from Python: the same table as a DataFrame
-    frame = batch.predict(folder, str(weights), fps=5)
+    # from Python: the same table as a DataFrame, in lanes (OMP_NUM_THREADS unset, as a user's shell has it), the
+    # caller's thread count as it was
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a caller's count other than the lanes' one thread
+    try:
+        frame = batch.predict(folder, str(weights), fps=5)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     assert list(frame.columns) == list(rows[0])
     assert len(frame) == len(rows)
     assert frame["file"].tolist() == [r["file"] for r in rows]
