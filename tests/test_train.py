@@ -433,6 +433,26 @@ def test_bundle_card_shows_a_checkpoints_config_as_it_reads_today(tmp_path):
     assert info["config"] == TrainConfig.from_dict(old).to_dict() and info["validation"] == {"accuracy": 0.5}
 
 
+@pytest.mark.parametrize("name", ["ferplus", "fer2013"])
+def test_a_bundled_cards_commands_run_as_written(name):
+    """Every line of a bundled card's training command is one fer's own parser takes, and so is the command
+    written for a run fine-tuned from an ensemble (three networks, eight emotions: neither has a flag)."""
+    import shlex
+
+    from fer.cli import _parser
+    from fer.inference.weights import bundled_card
+    from fer.training.config import command_for
+
+    cfg = recipe("ferplus")
+    cfg.model.members, cfg.model.num_classes = 3, 8  # what `fer train` takes from --init and --labels
+    lines = [*bundled_card(f"bundled:{name}")["command"].splitlines(), command_for(cfg.to_dict())]
+    parser = _parser()
+    for line in lines:
+        words = shlex.split(line)
+        assert words[:3] == ["python", "-m", "fer"], line
+        parser.parse_args(words[3:])  # SystemExit, failing the test, on a flag fer does not take
+
+
 def test_a_distilled_runs_card_trains_its_teachers_first(tmp_path, monkeypatch):
     # the bundled card's command must rebuild the model from nothing: the teachers' commands come before the student's
     from fer.training.config import command_for

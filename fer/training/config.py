@@ -170,14 +170,19 @@ def recipe(name: str) -> TrainConfig:
     return cfg
 
 
+# config values no `fer train` flag sets: the temperature is fitted on the validation split at the end of every run,
+# the emotions follow --labels, and an ensemble's networks come from --init or `fer bundle RUN RUN`
+_NOT_FLAGS = ("recipe", "model.temperature", "model.num_classes", "model.members")
+
+
 def command_for(config: dict) -> str:
     """The `fer train` command that gives this config: the recipe, then a flag for each value it changed."""
     cfg = TrainConfig.from_dict(config)
     base, mine = recipe(cfg.recipe).flat(), cfg.flat()
     flags = [f"--recipe {cfg.recipe}"]
     for name, value in mine.items():
-        if name in ("recipe", "model.temperature") or base.get(name) == value:
-            continue  # the temperature is fitted on the validation split at the end of every run
+        if name in _NOT_FLAGS or base.get(name) == value:
+            continue
         if isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
         elif isinstance(value, bool):
