@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -361,9 +360,9 @@ def _predict(args) -> int:
         PhotoResult,
         file_key,
         iter_files,
-        lanes_and_threads,
         list_inputs,
         photo_columns,
+        take_lanes,
     )
     from fer.inference.faces import FacePipeline
     from fer.inference.video import csv_columns
@@ -391,12 +390,7 @@ def _predict(args) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    lanes = 1
-    if "OMP_NUM_THREADS" not in os.environ:  # (a thread count the user set is theirs)
-        import torch
-
-        lanes, threads = lanes_and_threads(listing.photos)
-        torch.set_num_threads(threads)  # before the model loads: its ONNX Runtime session takes the same count
+    lanes = take_lanes(listing.photos)  # before the model loads; cmd_predict gives the thread count back
     model, _ = load_model(args.model)
     pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
     clips_only = listing.photos == 0

@@ -168,6 +168,17 @@ def lanes_and_threads(photos: int) -> tuple[int, int]:
     return lanes, max(1, cores // lanes)
 
 
+def take_lanes(photos: int) -> int:
+    """The lanes for a run of `photos`, with torch's thread count set for them (lanes_and_threads); one lane on the
+    count the user set with OMP_NUM_THREADS. Call it before the model loads (its ONNX Runtime session takes the
+    count then), and give the caller's count back when the run ends."""
+    if "OMP_NUM_THREADS" in os.environ:  # a thread count the user set is theirs
+        return LANES
+    lanes, threads = lanes_and_threads(photos)
+    torch.set_num_threads(threads)
+    return lanes
+
+
 def _analyze(pipeline, path: str, keep_image: bool) -> PhotoResult:
     """One photo decoded and analysed, as `fer predict photo.jpg` does it; what went wrong in its error."""
     try:
@@ -398,10 +409,8 @@ def predict(
     from fer.inference.faces import FacePipeline
 
     listing = list_inputs([inputs] if isinstance(inputs, (str, Path)) else inputs)
-    lanes, threads_before = LANES, torch.get_num_threads()
-    if "OMP_NUM_THREADS" not in os.environ:  # as `fer predict`: lanes of one thread; a count the user set is kept
-        lanes, threads = lanes_and_threads(listing.photos)
-        torch.set_num_threads(threads)  # before the model loads: its ONNX Runtime session takes the same count
+    threads_before = torch.get_num_threads()
+    lanes = take_lanes(listing.photos)  # before the model loads: its ONNX Runtime session takes the thread count
     try:
         if pipeline is None:
             from fer.detection.detector import MIN_FACE
