@@ -26,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fer import EMOTIONS, REGISTERED_MODEL
+from fer.inference.mlflow_model import CARD_ARTIFACT
 from fer.inference.mlflow_model import tracking_uri as default_tracking_uri
 
 if TYPE_CHECKING:
@@ -395,7 +396,6 @@ def _card_from_run(run, client: MlflowClient) -> dict:
     return card
 
 
-CARD_ARTIFACT = "weights/card.json"  # where `fer train` logs a run's model card (fer.training.mlflow_runs)
 # what fer.evaluation.calibration.calibrate reports and `fer train` logs as metrics
 CALIBRATION_METRICS = ("temperature", "val_ece_before", "val_ece_after", "test_ece_before", "test_ece_after")
 

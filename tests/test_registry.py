@@ -22,7 +22,7 @@ import torch
 from mlflow import MlflowClient
 
 from fer import EMOTIONS, LABELS, REGISTERED_MODEL
-from fer.inference.mlflow_model import log_model, pip_requirements
+from fer.inference.mlflow_model import CARD_ARTIFACT, log_model, pip_requirements
 from fer.inference.weights import BUNDLED_NAMES, bundled_card, bundled_name, bundled_path, load_model
 from fer.model import count_parameters, create_model
 from registry import ALIAS, HISTORY_TAG, Registry, RegistryError, refuse_pickle
@@ -160,7 +160,7 @@ def test_a_run_registered_later_is_described_by_the_card_it_logged(mlflow_store)
             mlflow.log_params({"labels": "ferplus", "n_params": count_parameters(model)})
             mlflow.log_metrics({"test_acc": 0.85, **{f"test_acc_{k}": v for k, v in per_class.items()}})
             if with_card:
-                mlflow.log_dict(card, "weights/card.json")
+                mlflow.log_dict(card, CARD_ARTIFACT)  # where `fer train` logs it
             log_model(model, registered_name=None, card={})
         runs.append(run.info.run_id)
     reg = Registry(mlflow_store)

@@ -130,6 +130,9 @@ def log_photo_model(model: torch.nn.Module, name: str = "model", python_model: P
         )
 
 
+CARD_ARTIFACT = "weights/card.json"  # where `fer train` logs a run's model card, beside its weights
+
+
 def version_tags(card: dict) -> dict[str, str]:
     tags = {"recipe": card.get("recipe", ""), "params": str(card.get("params", ""))}
     if card.get("labels"):  # the emotions the model reads, in the order of its outputs

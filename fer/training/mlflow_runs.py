@@ -19,7 +19,7 @@ import numpy as np
 
 from fer import REGISTERED_MODEL
 from fer.evaluation.metrics import Metrics
-from fer.inference.mlflow_model import log_model
+from fer.inference.mlflow_model import CARD_ARTIFACT, log_model
 from fer.inference.weights import save_weights
 from fer.training.config import TrainConfig, command_for
 
@@ -124,8 +124,9 @@ class RunTracker:
         card["calibration"] = calibration_summary(calibration)
         (out / "card.json").write_text(json.dumps(card, indent=2))
         save_weights(model, out / "best.pt", card)
-        mlflow.log_artifact(str(out / "best.pt"), artifact_path="weights")
-        mlflow.log_artifact(str(out / "card.json"), artifact_path="weights")
+        weights_dir = CARD_ARTIFACT.rsplit("/", 1)[0]  # the card beside the weights, where the registry reads it
+        mlflow.log_artifact(str(out / "best.pt"), artifact_path=weights_dir)
+        mlflow.log_artifact(str(out / "card.json"), artifact_path=weights_dir)
 
         result = log_model(model, registered_name=REGISTERED_MODEL if self.cfg.register else None, card=card)
         mlflow.end_run()
