@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fer.inference.weights import BUNDLED_NAMES
 from fer.model import count_parameters, create_model
 from fer.training import trainer as train
 from fer.training.config import recipe
@@ -433,7 +434,7 @@ def test_bundle_card_shows_a_checkpoints_config_as_it_reads_today(tmp_path):
     assert info["config"] == TrainConfig.from_dict(old).to_dict() and info["validation"] == {"accuracy": 0.5}
 
 
-@pytest.mark.parametrize("name", ["ferplus", "fer2013"])
+@pytest.mark.parametrize("name", BUNDLED_NAMES)
 def test_a_bundled_cards_commands_run_as_written(name):
     """Every line of a bundled card's training command is one fer's own parser takes, and so is the command
     written for a run fine-tuned from an ensemble (three networks, eight emotions: neither has a flag)."""
