@@ -8,11 +8,13 @@ Every path decodes each photo (fer.inference.images.read_image) and finds and cl
   the classifier as a frozen TorchScript graph and MTCNN's networks each as one oneDNN-optimised graph: what
   `fer predict a.jpg b.jpg ...` ran before folders were read in lanes (the baseline);
 - one at a time, served path: the same loop, the classifier on the path `serve` chooses on this CPU;
-- lanes: fer.inference.batch.analyze_photos with the lanes and threads `fer predict` takes for many photos
-  (fer.inference.batch.lanes_and_threads: two lanes of one thread each on two cores), and with one lane.
-Start-up (imports, loading the model) is not counted. Rounds alternate between the paths so that other load on
-the CPU hits them alike; each figure is the best round. The faces found must be the same on every path. Run it
-with OMP_NUM_THREADS unset: the paths set their own thread counts.
+- lanes: fer.inference.batch.analyze_photos with the lanes and threads `fer predict` takes for a few photos
+  (fer.inference.batch.lanes_and_threads: two lanes of one thread each on two cores), and with one lane;
+- helpers: the processes `fer predict` starts for a folder of HELPER_MIN_PHOTOS photos or more
+  (fer.inference.helpers: one per core, one thread each), this process only handing out paths.
+Start-up (imports, loading the model, the helpers' start) is not counted. Rounds alternate between the paths so
+that other load on the CPU hits them alike; each figure is the best round. The faces found must be the same on
+every path. Run it with OMP_NUM_THREADS unset: the paths set their own thread counts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from fer.inference.batch import analyze_photos, lanes_and_threads, list_inputs  # noqa: E402
 from fer.inference.faces import FacePipeline  # noqa: E402
+from fer.inference.helpers import HELPER_MIN_PHOTOS, Helpers, helpers_for, threads_each  # noqa: E402
 from fer.inference.images import ImageError, read_image  # noqa: E402
 from fer.inference.weights import cpu_model, load_model, serve  # noqa: E402
 
@@ -65,6 +68,11 @@ def lanes(pipeline: FacePipeline, paths: list[str], n: int) -> list:
     return [[f.box for f in r.analysis.faces] if r.analysis else None for r in analyze_photos(pipeline, paths, lanes=n)]
 
 
+def helped(helpers, paths: list[str]) -> list:
+    results = analyze_photos(lambda: None, paths, helpers=helpers)
+    return [[f.box for f in r.analysis.faces] if r.analysis else None for r in results]
+
+
 def threads(n: int, run):
     """`run` on n torch threads (ONNX Runtime's count is its session's, set when its pipeline was made)."""
 
@@ -91,20 +99,26 @@ def main() -> None:
     now = FacePipeline(model)
     torch.set_num_threads(lane_threads)
     in_lanes = FacePipeline(model)  # its ONNX Runtime session on the lanes' thread count
+    count = max(1, helpers_for(max(len(paths), HELPER_MIN_PHOTOS)))
+    helpers = Helpers(count, args.model, {}, fallback=None, threads=threads_each(count))
     baseline = f"one at a time, as before ({default} threads)"
     paths_run = {
         baseline: threads(default, lambda: one_at_a_time(before, paths)),
         f"one at a time, served path ({now._served[1].served_path})": threads(
             default, lambda: one_at_a_time(now, paths)
         ),
-        f"fer predict: {n_lanes} lanes of {lane_threads} thread(s)": threads(
+        f"fer predict, a few photos: {n_lanes} lanes of {lane_threads} thread(s)": threads(
             lane_threads, lambda: lanes(in_lanes, paths, n_lanes)
         ),
         f"1 lane of {lane_threads} thread(s)": threads(lane_threads, lambda: lanes(in_lanes, paths, 1)),
+        f"fer predict on a folder: {count} helper processes": lambda: helped(helpers, paths),
     }
+    if not helpers.wait_ready():
+        raise SystemExit("the helper processes did not start")
     # warm-up: TorchScript specialises on its first calls, ONNX Runtime allocates
     threads(default, lambda: (one_at_a_time(before, paths[:8]), one_at_a_time(now, paths[:8])))()
     threads(lane_threads, lambda: lanes(in_lanes, paths[:16], n_lanes))()
+    helped(helpers, paths[: 16 * count])
     best, faces = {name: float("inf") for name in paths_run}, {}
     for _ in range(args.rounds):
         for name, run in paths_run.items():
@@ -119,6 +133,7 @@ def main() -> None:
     for name, seconds in best.items():
         rate = len(paths) / seconds
         print(f"{name:48s} {rate:9.1f} {rate / base:11.2f}")
+    helpers.close()
     reference = faces[baseline]
     same = all(f == reference for f in faces.values())
     print("the same faces on every path" if same else "DIFFERENT faces between the paths")

@@ -11,3 +11,12 @@ EMOTIONS = (*LABELS, "contempt")
 REGISTERED_MODEL = "fer-emotion"
 
 __version__ = "0.1.0"
+
+
+def parse_bool(s: str) -> bool:
+    """A true/false flag's value on the command line (true, yes, on, 1 / false, no, off, 0)."""
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {s!r}")

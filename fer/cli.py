@@ -22,7 +22,14 @@ from pathlib import Path
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; `command`: the one being run, when known (another command's parser skips the
     train flags, whose help texts are read from the config's source: a second of start-up)."""
-    from fer.training.config import RECIPES, _parse_bool, add_config_flags
+    from fer import parse_bool
+
+    if command in (None, "train"):  # the trainer's config (and torch) are imported for train and --help alone
+        from fer.training.config import RECIPES, add_config_flags
+
+        recipes = sorted(RECIPES)
+    else:
+        recipes = None
 
     p = argparse.ArgumentParser(prog="python -m fer", description="Facial emotion recognition on FER2013.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -32,7 +39,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         help="train a model (the paper's recipe by default) and log it to MLflow",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    t.add_argument("--recipe", default="paper", choices=sorted(RECIPES), help="named recipe the flags start from")
+    t.add_argument("--recipe", default="paper", choices=recipes, help="named recipe the flags start from")
     t.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
     t.add_argument("--print-config", action="store_true", help="print the final config as JSON and exit")
     if command in (None, "train"):
@@ -124,7 +131,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     pr.add_argument(
         "--progress",
-        type=_parse_bool,
+        type=parse_bool,
         default=True,
         metavar="{true,false}",
         help="a progress bar on stderr (files/s, faces so far, time left; clips: frames/s), when stderr is a "
@@ -340,33 +347,13 @@ class _JsonArray:
 
 
 def cmd_predict(args) -> int:
-    import torch
 
-    threads = torch.get_num_threads()
-    try:
-        return _predict(args)
-    finally:
-        torch.set_num_threads(threads)  # the thread count chosen for a run ends with it (main() called in-process)
-
-
-def _predict(args) -> int:
-    from tqdm import tqdm
-
-    from fer.detection.detector import check_min_face
+    from fer.detection.limits import check_min_face
     from fer.inference.batch import (
         InputError,
-        Output,
-        OutputError,
-        PhotoResult,
-        file_key,
-        iter_files,
         list_inputs,
-        photo_columns,
-        take_lanes,
+        open_run,
     )
-    from fer.inference.faces import FacePipeline
-    from fer.inference.video import csv_columns
-    from fer.inference.weights import load_model
 
     try:
         check_min_face(args.min_face)
@@ -390,11 +377,19 @@ def _predict(args) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    lanes = take_lanes(listing.photos)  # before the model loads; cmd_predict gives the thread count back
-    model, _ = load_model(args.model)
-    pipeline = FacePipeline(model, min_face=args.min_face, face_mode=args.face_mode)
+    # the run's helpers end with it, and its thread count too (main() called in-process)
+    with open_run(listing.photos, args.model, min_face=args.min_face, face_mode=args.face_mode) as run:
+        return _predict_files(args, listing, run)
+
+
+def _predict_files(args, listing, run) -> int:
+    from tqdm import tqdm
+
+    from fer.inference.batch import Output, OutputError, PhotoResult, file_key, iter_files, photo_columns
+    from fer.inference.video import csv_columns
+
     clips_only = listing.photos == 0
-    columns = csv_columns(pipeline.classes) if clips_only else photo_columns(pipeline.classes, listing.clips > 0)
+    columns = csv_columns(run.classes) if clips_only else photo_columns(run.classes, listing.clips > 0)
     outputs = {}
     try:
         if args.csv:
@@ -420,9 +415,16 @@ def _predict(args) -> int:
     bar = tqdm(total=todo, unit="file", desc="fer predict", file=sys.stderr, disable=None if args.progress else True)
     written, all_read, faces = set(), True, 0
     try:
-        for item in iter_files(listing, pipeline, skip=done, keep_images=out_dir is not None, lanes=lanes):
+        for item in iter_files(
+            listing,
+            lambda: run.pipeline,
+            skip=done,
+            keep_images=out_dir is not None,
+            lanes=run.lanes,
+            helpers=run.helpers,
+        ):
             if not isinstance(item, PhotoResult):
-                n, ok = _predict_clip(item.path, pipeline, args, emit, columns, table, lines, out_dir, bar)
+                n, ok = _predict_clip(item.path, run.pipeline, args, emit, columns, table, lines, out_dir, bar)
                 all_read &= ok
                 faces += n
             else:
@@ -442,7 +444,6 @@ def _predict(args) -> int:
 def _predict_photo(item, args, emit, columns, table, lines, out_dir, written, bar) -> int:
     """One photo's outputs of `fer predict`; the number of faces it has."""
     from fer.inference.batch import file_key, photo_rows
-    from fer.inference.faces import annotate
 
     key = file_key(item.path)
     analysis = item.analysis
@@ -456,6 +457,8 @@ def _predict_photo(item, args, emit, columns, table, lines, out_dir, written, ba
             n += 1
             target = out_dir / f"{stem}-{n}.png"
         written.add(target)
+        from fer.inference.faces import annotate
+
         annotate(item.image, analysis).save(target)
         result["annotated"] = str(target)
     if table is not None and key not in table.done:
@@ -583,9 +586,7 @@ def cmd_models(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fer.data.fer2013 import DataError
     from fer.inference.memory import keep_freed_memory
-    from fer.inference.weights import ModelLoadError
 
     keep_freed_memory()  # batches reuse the heap instead of faulting pages in again (fer/memory.py)
     given = sys.argv[1:] if argv is None else argv
@@ -603,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
             "models": cmd_models,
             "bundle": cmd_bundle,
         }[args.command](args)
-    except (DataError, ModelLoadError, ValueError) as e:
+    except ValueError as e:  # fer.data's DataError, fer.inference.weights' ModelLoadError and the rest: named
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

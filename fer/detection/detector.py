@@ -26,11 +26,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fer.detection.limits import MIN_FACE, PNET_WINDOW, check_min_face  # noqa: F401 (imported from here too)
 from fer.detection.mtcnn import mtcnn_weights, nms, roi_align  # noqa: F401 (mtcnn_weights: imported from here too)
 from fer.inference.images import to_rgb
 
-PNET_WINDOW = 12  # P-net's receptive field: a face of min_face pixels is looked for at scale 12/min_face
-MIN_FACE = 40  # default smallest face, in the image's own pixels (FER2013 faces are 48 px)
 # MTCNN's defaults are (0.6, 0.7, 0.7) and 0.709. A stricter first stage passes fewer windows to the second, a
 # stricter last stage rejects more non-faces, a coarser pyramid runs fewer scales; benchmarks/detect_recall.py
 # measures the recall this keeps against the defaults.
@@ -49,19 +48,6 @@ FULL_FRAME_MARGIN = 0.1
 FULL_FRAME_FILL = 0.3
 
 _EMPTY = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
-
-
-def check_min_face(min_face: int, width: int | None = None, height: int | None = None) -> None:
-    """ValueError naming the problem when min_face cannot be looked for (in an image of this size)."""
-    if min_face < PNET_WINDOW:
-        raise ValueError(
-            f"the smallest face size {min_face} px is below MTCNN's {PNET_WINDOW} px window; give {PNET_WINDOW} or more"
-        )
-    if width is not None and height is not None and min_face > min(width, height):
-        raise ValueError(
-            f"the smallest face size {min_face} px is larger than the image ({width}×{height} px): "
-            "no face that size fits in it"
-        )
 
 
 def _frozen(net: torch.nn.Module, example: torch.Tensor, optimize: bool = False) -> torch.nn.Module:

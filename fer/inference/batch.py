@@ -11,7 +11,9 @@
   ones; results come back in order. Batching the networks' calls across the photos of a chunk was tried and
   lost: 51-55 photos/s against 105 for two lanes of one photo each (realphotos-dev, a 2-core AMD EPYC, one
   torch thread each, benchmarks/batch_speed.py), as the classifier costs as much per face in a batch (ONNX
-  Runtime) and the photos' threads waited on each other at every call.
+  Runtime) and the photos' threads waited on each other at every call. A folder of HELPER_MIN_PHOTOS or more
+  runs in helper processes instead (`open_run`, fer/inference/helpers.py), one per core: two processes read
+  more photos than two lanes, which take turns at the interpreter's lock for each photo's Python.
 - `Output` writes a CSV or JSON Lines file as each file is done (flushed, so a stopped run keeps what it did);
   with `resume` it keeps what an earlier run wrote and says which files to skip. The CSV's last file is analysed
   again, since a stop may have cut its rows: no row is written twice, none is lost.
@@ -25,16 +27,17 @@ import csv
 import glob
 import json
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from PIL import Image
 
-from fer.inference.images import ImageError, read_image
+from fer.inference.images import read_image
+from fer.inference.results import PhotoResult, analyze_file
 from fer.inference.video import VIDEO_SUFFIXES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".heic"}
@@ -144,23 +147,17 @@ def list_inputs(inputs: Iterable[str | Path]) -> Listing:
     return listing
 
 
-# -- analysis: decoding ahead, network calls batched across the photos of a chunk
-
-
-@dataclass
-class PhotoResult:
-    path: str
-    analysis: object | None  # fer.inference.faces.Analysis, None when the photo could not be read
-    error: str | None
-    image: Image.Image | None = None  # the decoded photo, where asked for (to annotate it)
+# -- analysis: lanes in this process, or helper processes
 
 
 def lanes_and_threads(photos: int) -> tuple[int, int]:
-    """(lanes, torch threads) for a run of `photos`: one lane of the machine's threads for a photo or two; else
-    two lanes sharing the cores (one thread each on two cores). MTCNN's and the classifier's small convolutions
-    gain little from threads within one call, and lose much when another job holds a core: 668 photos took 29 s
-    with two threads in one call against 12 s with one, on 2 cores beside two trainings. Three lanes on two
-    cores read no more photos than two (106-126 against 115-127 photos/s on realphotos-dev, idle)."""
+    """(lanes, torch threads) for a run of `photos` in this process: one lane of the machine's threads for a photo
+    or two; else two lanes sharing the cores (one thread each on two cores). MTCNN's and the classifier's small
+    convolutions gain little from threads within one call, and lose much when another job holds a core: 668 photos
+    took 29 s with two threads in one call against 12 s with one, on 2 cores beside two trainings. Three lanes on
+    two cores read no more photos than two (106-126 against 115-127 photos/s on realphotos-dev, idle)."""
+    import torch
+
     cores = os.cpu_count() or 1
     if photos <= 2 or cores < 2:
         return 1, torch.get_num_threads()
@@ -172,6 +169,8 @@ def take_lanes(photos: int) -> int:
     """The lanes for a run of `photos`, with torch's thread count set for them (lanes_and_threads); one lane on the
     count the user set with OMP_NUM_THREADS. Call it before the model loads (its ONNX Runtime session takes the
     count then), and give the caller's count back when the run ends."""
+    import torch
+
     if "OMP_NUM_THREADS" in os.environ:  # a thread count the user set is theirs
         return LANES
     lanes, threads = lanes_and_threads(photos)
@@ -179,17 +178,82 @@ def take_lanes(photos: int) -> int:
     return lanes
 
 
-def _analyze(pipeline, path: str, keep_image: bool) -> PhotoResult:
-    """One photo decoded and analysed, as `fer predict photo.jpg` does it; what went wrong in its error."""
+class Run:
+    """A run of photos (open_run). `pipeline` is the model loaded in this process, loaded when first asked for
+    where helper processes analyse the photos (a clip, an annotated copy, or a helper that ended needs it);
+    `close` ends the helpers and gives torch's thread count back."""
+
+    def __init__(self, load, lanes: int, helpers=None, threads_before: int | None = None, pipeline=None):
+        self._load, self._pipeline, self._lock = load, pipeline, threading.Lock()
+        self.lanes = lanes  # photos analysed at once in this process
+        self.helpers = helpers  # fer.inference.helpers.Helpers, or None
+        self.threads_before = threads_before  # torch's thread count before the run (None: left alone)
+
+    @property
+    def pipeline(self):
+        with self._lock:
+            if self._pipeline is None:
+                self._pipeline = self._load()
+            return self._pipeline
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The model's emotions: a helper's answer where this process has not loaded the model."""
+        if self._pipeline is None and self.helpers is not None and self.helpers.wait_ready():
+            return self.helpers.classes
+        return self.pipeline.classes
+
+    def close(self) -> None:
+        if self.helpers is not None:
+            self.helpers.close()
+        if self.threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self.threads_before)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_run(photos: int, model: str, *, min_face: int, face_mode: str, pipeline=None) -> Run:
+    """A run of `photos` with `model` (a `--model` spec) or a `pipeline` already built. Many photos and no pipeline:
+    helper processes (fer.inference.helpers) load the model and analyse the photos, and this process imports
+    neither torch nor the model until something needs them. Otherwise: torch's threads set for the lanes
+    (take_lanes) and the model loaded here. Close the run when it ends."""
+    from fer.inference import helpers as helper_processes
+
+    def load():
+        from fer.inference.faces import FacePipeline
+        from fer.inference.weights import load_model
+
+        return FacePipeline(load_model(model)[0], min_face=min_face, face_mode=face_mode)
+
+    count = helper_processes.helpers_for(photos) if pipeline is None else 0
+    if count:
+        if model.startswith("models:/") and "@" in model:
+            from fer.inference.weights import pin_model
+
+            model = pin_model(model)  # an alias moved meanwhile must not give two models in one run
+        run = Run(load, LANES)
+        settings = {"min_face": min_face, "face_mode": face_mode}
+        threads = helper_processes.threads_each(count)
+        run.helpers = helper_processes.Helpers(
+            count, model, settings, lambda path: analyze_file(run.pipeline, path, False), threads
+        )
+        return run
+    import torch
+
+    run = Run(load, LANES, threads_before=torch.get_num_threads(), pipeline=pipeline)
     try:
-        image = read_image(path)
-    except ImageError as e:
-        return PhotoResult(path, None, str(e))
-    try:
-        analysis = pipeline.analyze(image)
-    except ValueError as e:  # a smallest face this photo cannot hold, named for the user
-        return PhotoResult(path, None, f"{Path(path).name}: {e}")
-    return PhotoResult(path, analysis, None, image if keep_image else None)
+        run.lanes = take_lanes(photos)  # before the model loads: its ONNX Runtime session takes the thread count
+        run.pipeline  # noqa: B018 - loaded now, so a model that cannot load stops the run before it starts
+    except BaseException:
+        run.close()
+        raise
+    return run
 
 
 def expected_pixels(path: str) -> int:
@@ -207,30 +271,55 @@ def expected_pixels(path: str) -> int:
 
 
 def analyze_photos(
-    pipeline, paths: Iterable[str], *, keep_images: bool = False, lanes: int = LANES
+    pipeline, paths: Iterable[str], *, keep_images: bool = False, lanes: int = LANES, helpers=None
 ) -> Iterator[PhotoResult]:
-    """Each photo's PhotoResult, in order. `lanes` threads each decode and analyse one photo at a time (decoding
-    and the networks release the GIL, so the lanes fill as many cores), and at most AHEAD photos per lane are
-    started before the oldest is handed back.
+    """Each photo's PhotoResult, in order. `pipeline`: a FacePipeline, or a callable giving one when first needed.
+
+    With `helpers` (fer.inference.helpers.Helpers) alive, they analyse every photo, AHEAD each, from the moment
+    each is ready (a photo of theirs is decoded again here where `keep_images`). Otherwise `lanes` threads each
+    decode and analyse one photo at a time (decoding and the networks release the GIL, so the lanes fill as many
+    cores), and at most AHEAD photos per lane are started before the oldest is handed back.
 
     Memory stays bounded whatever the photos' size: a lane holds one decoded photo, and a photo of over
     LARGE_PIXELS decoded (a 48-megapixel JPEG decodes to 12) waits for the lanes to empty and is decoded and
     analysed alone by the calling thread: glibc gives each thread its own heap, and the process keeps freed
-    memory (fer.inference.memory), so a large photo met by two threads in turn would cost twice."""
+    memory (fer.inference.memory), so a large photo met by two threads in turn would cost twice. A helper
+    analyses one photo at a time in its own process, so it takes large photos as they come."""
+    get = pipeline if callable(pipeline) else lambda: pipeline
     following = deque(paths)
-    pool = ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="fer-lane")
+    lanes = max(1, lanes)
+    pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="fer-lane")
     running: deque[Future] = deque()
+    in_lanes: set[Future] = set()
     try:
         while following or running:
-            while following and len(running) < AHEAD * max(1, lanes):
-                if expected_pixels(following[0]) > LARGE_PIXELS:
+            while following:
+                if helpers is not None and helpers.alive:
+                    future = helpers.submit(following[0])
+                    if future is None:  # every ready helper has its share, or none is ready yet
+                        if running:
+                            break
+                        helpers.wait_ready()  # then one takes it, or none is left and the lanes do
+                        continue
+                elif expected_pixels(following[0]) > LARGE_PIXELS:
                     if not running:
-                        done = Future()
-                        done.set_result(_analyze(pipeline, following.popleft(), keep_images))
-                        running.append(done)
+                        future = Future()
+                        future.set_result(analyze_file(get(), following[0], keep_images))
+                        following.popleft()
+                        running.append(future)
                     break
-                running.append(pool.submit(_analyze, pipeline, following.popleft(), keep_images))
-            result = running.popleft().result()
+                elif len(in_lanes) >= AHEAD * lanes:
+                    break
+                else:
+                    future = pool.submit(analyze_file, get(), following[0], keep_images)
+                    in_lanes.add(future)
+                following.popleft()
+                running.append(future)
+            future = running.popleft()
+            in_lanes.discard(future)
+            result = future.result()
+            if keep_images and result.analysis is not None and result.image is None:  # a helper's photo
+                result.image = read_image(result.path)
             yield result
             result = None  # this photo goes before a large one is decoded
     finally:
@@ -404,23 +493,18 @@ def predict(
 
     model: as `fer predict --model` (bundled, bundled:ferplus, a weights file, models:/NAME@ALIAS); or give a
     `pipeline` (fer.inference.faces.FacePipeline) built once for many calls. progress: a bar on stderr.
-    Photos run in lanes as with `fer predict` (two lanes of one torch thread on two cores, unless OMP_NUM_THREADS
-    is set); the process's thread count is as before when it returns."""
-    from fer.inference.faces import FacePipeline
+    Photos run as with `fer predict`: from HELPER_MIN_PHOTOS (200) on, in helper processes (one per core; this
+    process loads the model only for a clip), else in two lanes of one torch thread on two cores; one lane where
+    OMP_NUM_THREADS is set. The process's thread count is as before when it returns."""
+    from fer.detection.limits import MIN_FACE
 
     listing = list_inputs([inputs] if isinstance(inputs, (str, Path)) else inputs)
-    threads_before = torch.get_num_threads()
-    lanes = take_lanes(listing.photos)  # before the model loads: its ONNX Runtime session takes the thread count
-    try:
-        if pipeline is None:
-            from fer.detection.detector import MIN_FACE
-            from fer.inference.weights import load_model
-
-            net, _ = load_model(model)
-            pipeline = FacePipeline(net, min_face=min_face or MIN_FACE, face_mode=face_mode)
-        columns = photo_columns(pipeline.classes, clips=listing.clips > 0)
+    run = open_run(listing.photos, model, min_face=min_face or MIN_FACE, face_mode=face_mode, pipeline=pipeline)
+    with run:
+        classes = run.classes
+        columns = photo_columns(classes, clips=listing.clips > 0)
         rows: list[dict] = []
-        items = iter_files(listing, pipeline, lanes=lanes)
+        items = iter_files(listing, lambda: run.pipeline, lanes=run.lanes, helpers=run.helpers)
         if progress:
             import sys
 
@@ -431,10 +515,8 @@ def predict(
             if isinstance(item, PhotoResult):
                 rows += photo_rows(columns, item)
             else:
-                rows += clip_table(pipeline, columns, item, fps=fps, smooth=smooth)
-    finally:
-        torch.set_num_threads(threads_before)  # the caller's thread count, as it was
-    return _frame(rows, columns, pipeline.classes)
+                rows += clip_table(run.pipeline, columns, item, fps=fps, smooth=smooth)
+    return _frame(rows, columns, classes)
 
 
 @dataclass
@@ -443,7 +525,13 @@ class ClipItem:
 
 
 def iter_files(
-    listing: Listing, pipeline, *, skip: set[str] = frozenset(), keep_images: bool = False, lanes: int = LANES
+    listing: Listing,
+    pipeline,
+    *,
+    skip: set[str] = frozenset(),
+    keep_images: bool = False,
+    lanes: int = LANES,
+    helpers=None,
 ) -> Iterator[PhotoResult | ClipItem]:
     """The listing's files in order, those whose absolute path is in `skip` left out: each photo's PhotoResult
     (analysed in batches), each clip as a ClipItem for the caller to analyse."""
@@ -454,7 +542,8 @@ def iter_files(
         while end < len(todo) and todo[end][1] == todo[start][1]:
             end += 1
         if todo[start][1] == "photo":
-            yield from analyze_photos(pipeline, [p for p, _ in todo[start:end]], keep_images=keep_images, lanes=lanes)
+            paths = [p for p, _ in todo[start:end]]
+            yield from analyze_photos(pipeline, paths, keep_images=keep_images, lanes=lanes, helpers=helpers)
         else:
             for path, _ in todo[start:end]:
                 yield ClipItem(path)

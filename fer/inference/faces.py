@@ -17,7 +17,6 @@ The serving path of the product (the demo and `fer predict`):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -28,6 +27,7 @@ from fer import EMOTIONS
 from fer.data.preprocess import normalize
 from fer.detection.detector import MIN_FACE, PNET_WINDOW, PYRAMID_FACTOR, THRESHOLDS, FaceDetector, check_min_face
 from fer.inference.images import original_size, to_rgb
+from fer.inference.results import Analysis, Face
 
 FACE_SIZE = 48  # the classifier's input side, FER2013's image side
 
@@ -106,39 +106,6 @@ def reading(probabilities: dict[str, float]) -> tuple[str, bool]:
     return f"{first} {p1:.0%}", False
 
 
-@dataclass
-class Face:
-    box: list[int]  # [x1, y1, x2, y2] in the original image's pixels, inside the image
-    score: float | None  # MTCNN's face probability; None for a whole image taken as one face
-    emotion: str  # the most probable label
-    probabilities: dict[str, float]  # every emotion of the served model, in fer.EMOTIONS order; sums to 1
-    whole_image: bool = False  # no face was detected: the whole image was read as one face (face_mode)
-
-    def to_dict(self) -> dict:
-        return {
-            "box": list(self.box),
-            "score": self.score,
-            "emotion": self.emotion,
-            "probabilities": self.probabilities,
-            "whole_image": self.whole_image,
-        }
-
-
-@dataclass
-class Analysis:
-    faces: list[Face]  # left to right
-    width: int  # of the analysed image, in its file's own pixels (a JPEG may have been decoded smaller)
-    height: int
-    capped: bool  # more faces were found than max_faces; only the largest are kept
-    total_found: int  # faces found before the cap
-    message: str  # one line for the user: "no face found", "1 face found", "showing the 20 largest of 27 faces"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["faces"] = [f.to_dict() for f in self.faces]
-        return d
-
-
 def crop_box(box) -> tuple[float, float, float]:
     """MTCNN box [x1, y1, x2, y2] -> (left, top, side) of the square FER2013 would have framed."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])
@@ -209,6 +176,7 @@ class FacePipeline:
         self.min_face = min_face
         self.face_mode = face_mode
         self.device = torch.device(device)
+        self.mtcnn_weights = None if mtcnn_weights is None else str(mtcnn_weights)
         # built once: three nets traced and frozen (weights: a folder, default facenet-pytorch's wheel)
         self.detector = FaceDetector(thresholds, factor, self.device, weights=mtcnn_weights)
         self._served: tuple[torch.nn.Module, torch.nn.Module] | None = None
@@ -217,6 +185,23 @@ class FacePipeline:
     @property
     def model(self) -> torch.nn.Module:
         return self._served[0]
+
+    @property
+    def served_path(self) -> str:
+        """How the classifier runs here (fer.inference.weights.SERVED_PATHS)."""
+        return getattr(self._served[1], "served_path", "eager")
+
+    def settings(self) -> dict:
+        """The keyword arguments that build a pipeline like this one around the same model (a helper process's)."""
+        d = self.detector
+        return {
+            "max_faces": self.max_faces,
+            "min_face": self.min_face,
+            "face_mode": self.face_mode,
+            "thresholds": list(d.thresholds),
+            "factor": d.factor,
+            "mtcnn_weights": self.mtcnn_weights,
+        }
 
     @property
     def classes(self) -> tuple[str, ...]:

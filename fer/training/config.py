@@ -11,6 +11,7 @@ import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field
 
+from fer import parse_bool
 from fer.data.augment import AugmentConfig
 from fer.model import ModelConfig
 
@@ -215,7 +216,7 @@ def add_config_flags(parser) -> None:
         help_text = _field_comment(f).replace("%", "%%")  # argparse formats help with %: "20%" must print as is
         kw = {"dest": name, "help": help_text, "default": argparse.SUPPRESS}
         if typ is bool:
-            parser.add_argument(flag, type=_parse_bool, metavar="{true,false}", **kw)
+            parser.add_argument(flag, type=parse_bool, metavar="{true,false}", **kw)
         elif typing.get_origin(typ) is tuple:
             parser.add_argument(flag, type=_parse_int_tuple, metavar="N,N,...", **kw)
         else:
@@ -269,14 +270,6 @@ def resumed(saved: dict, args) -> tuple[TrainConfig, list[str]]:
 
 def _show(v) -> str:
     return ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
-
-
-def _parse_bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {s!r}")
 
 
 def _parse_int_tuple(s: str) -> tuple[int, ...]:

@@ -1,0 +1,104 @@
+"""Helper processes for folders of photos (fer/inference/helpers.py): the same table as the lanes give, the main
+process without torch, and nothing lost when a helper ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer.inference.images import read_image
+from tests.conftest import ROOT
+from tests.test_batch import folder, photos_only, read_csv, same_table, weights  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="helper processes start on two cores or more")
+
+# `fer predict` in a fresh Python, helpers taken from the first photo on (a folder of hundreds, made small): prints
+# how many photos the helpers analysed and whether this process imported torch
+RUN = """
+import json, sys
+from fer.inference import helpers
+helpers.HELPER_MIN_PHOTOS = 1
+submit, sent = helpers.Helpers.submit, []
+def counted(self, path):
+    future = submit(self, path)
+    sent.extend([path] if future is not None else [])
+    return future
+helpers.Helpers.submit = counted
+from fer.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "by_helpers": len(sent), "torch": "torch" in sys.modules}))
+"""
+
+
+def predict(*args: str, helpers: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as a user's shell has it
+    if not helpers:
+        env["OMP_NUM_THREADS"] = "1"  # a thread count of the user's own: no helpers, one lane
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, "-c", RUN, "predict", *args, "--progress", "false"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_helpers_give_the_lanes_table_and_the_main_process_loads_no_model(folder, weights, tmp_path):  # noqa: F811
+    photos = photos_only(folder, tmp_path)
+    n = len([p for p in photos.rglob("*") if p.is_file() and not p.name.startswith(".")]) - 1  # notes.txt
+    lanes, helped = tmp_path / "lanes.csv", tmp_path / "helpers.csv"
+    alone = predict(str(photos), "--model", str(weights), "--csv", str(lanes), helpers=False)
+    got = predict(str(photos), "--model", str(weights), "--csv", str(helped), helpers=True)
+    assert alone["by_helpers"] == 0 and alone["code"] == got["code"] == 2  # the broken photo
+    assert got["by_helpers"] == n and not got["torch"]  # every photo in a helper; no torch here
+    same_table(helped, lanes)
+    assert next(r for r in read_csv(helped) if r["error"])["error"].startswith("broken.jpg: corrupt image")
+
+    # a clip and annotated copies need the model here too: loaded when the clip comes, the photos read again
+    lanes, helped = tmp_path / "lanes-all.csv", tmp_path / "helpers-all.csv"
+    common = ["--model", str(weights), "--fps", "5"]
+    predict(str(folder), *common, "--csv", str(lanes), "--annotate", str(tmp_path / "a"), helpers=False)
+    got = predict(str(folder), *common, "--csv", str(helped), "--annotate", str(tmp_path / "b"), helpers=True)
+    assert got["by_helpers"] == n and got["torch"]
+    same_table(helped, lanes)
+    drawn = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert drawn == sorted(p.name for p in (tmp_path / "a").iterdir()) and len(drawn) >= n - 1  # all but broken.jpg
+
+
+def test_a_helper_that_ends_leaves_no_photo_behind(weights):  # noqa: F811
+    """The photo a helper was analysing when it ended is reported with an error (it may be why); the photos queued
+    behind it are analysed by the main process; the run ends with no helper process left."""
+    from fer.inference.faces import FacePipeline
+    from fer.inference.helpers import Helpers
+    from fer.inference.results import analyze_file
+    from fer.inference.weights import load_model
+
+    photos = [str(p) for p in sorted((ROOT.parent / "shared" / "data" / "photos").glob("*.png"))[:3]]
+    if len(photos) < 3:
+        pytest.skip("needs ../shared/data/photos")
+    pipeline = FacePipeline(load_model(str(weights))[0])
+    helpers = Helpers(1, str(weights), {"min_face": 40, "face_mode": "auto"}, lambda p: analyze_file(pipeline, p))
+    try:
+        assert helpers.wait_ready() and helpers.classes == pipeline.classes
+        first = helpers.submit(photos[0]).result(timeout=120)  # a helper's answer: the pipeline's own
+        expected = pipeline.analyze(read_image(photos[0]))
+        assert first.error is None and first.analysis.to_dict() == expected.to_dict()
+
+        process = helpers._helpers[0].process
+        process.send_signal(signal.SIGSTOP)  # it holds the three photos, answering none
+        futures = [helpers.submit(p) for p in photos]
+        process.kill()
+        results = [f.result(timeout=120) for f in futures]
+        assert helpers.alive == 0
+    finally:
+        helpers.close()
+    assert process.poll() is not None
+    assert results[0].analysis is None and results[0].error == (
+        f"{Path(photos[0]).name}: the helper process analysing it ended (exit code {-signal.SIGKILL})"
+    )
+    for path, result in zip(photos[1:], results[1:]):
+        assert result.error is None and result.analysis.to_dict() == pipeline.analyze(read_image(path)).to_dict()
