@@ -102,3 +102,43 @@ def test_a_helper_that_ends_leaves_no_photo_behind(weights):  # noqa: F811
     )
     for path, result in zip(photos[1:], results[1:]):
         assert result.error is None and result.analysis.to_dict() == pipeline.analyze(read_image(path)).to_dict()
+
+
+def test_a_helper_that_ends_never_leaves_the_run_waiting(weights):  # noqa: F811
+    """Whatever way a helper ends, every photo it held gets an answer: the main process analysing one itself may
+    fail (its error is raised to the caller, as from a lane), and a helper stopped by Ctrl-C has its photos
+    reported as not analysed, without the main process loading the model."""
+    from fer.inference.helpers import Helpers
+
+    photos = [str(p) for p in sorted((ROOT.parent / "shared" / "data" / "photos").glob("*.png"))[:2]]
+    if len(photos) < 2:
+        pytest.skip("needs ../shared/data/photos")
+    asked = []
+
+    def fallback(path):
+        asked.append(path)
+        raise RuntimeError("the model cannot be loaded here")
+
+    for stop in (signal.SIGKILL, signal.SIGINT):
+        helpers = Helpers(1, str(weights), {"min_face": 40, "face_mode": "auto"}, fallback)
+        try:
+            assert helpers.wait_ready()
+            process = helpers._helpers[0].process
+            process.send_signal(signal.SIGSTOP)
+            futures = [helpers.submit(p) for p in photos]
+            process.send_signal(stop)
+            process.send_signal(signal.SIGCONT)
+            first = futures[0].result(timeout=60)
+            if stop == signal.SIGKILL:
+                assert first.error.endswith(f"ended (exit code {-signal.SIGKILL})")
+                with pytest.raises(RuntimeError, match="cannot be loaded"):
+                    futures[1].result(timeout=60)
+                assert asked == photos[1:]
+            else:
+                second = futures[1].result(timeout=60)
+                for path, result in zip(photos, (first, second)):
+                    assert result.analysis is None
+                    assert result.error == f"{Path(path).name}: interrupted before it was analysed"
+                assert asked == photos[1:]  # from the first helper only
+        finally:
+            helpers.close()

@@ -13,13 +13,15 @@ A helper is `python -m fer.inference.helpers`, talking JSON lines over its stdin
 then one path per line in; a line saying it is ready (with the model's classes), then one photo's result per
 line out, in order. Its stdout is the protocol alone: whatever a library prints goes to stderr. A helper that
 ends before answering has the photo it was analysing reported with an error (that photo may be why), and the
-photos queued behind it are analysed by the main process.
+photos queued behind it are analysed by the main process (unless it was interrupted, Ctrl-C, when they are
+reported as not analysed: the main process is stopping too).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -131,22 +133,28 @@ class Helpers:
                 with self._changed:
                     path, future = helper.pending.popleft()
                 future.set_result(PhotoResult(path, _analysis(message["analysis"]), message["error"]))
-        except (OSError, ValueError):  # a broken pipe or line: the helper is taken as ended
-            pass
+        except Exception:  # noqa: BLE001 - a broken pipe, or a line that is not an answer: the helper is ended
+            helper.process.kill()  # (a no-op where it has ended already)
         code = helper.process.wait()
         with self._changed:
             helper.ended = True
             lost = list(helper.pending)
             helper.pending.clear()
             self._changed.notify_all()
+        interrupted = code in (130, -signal.SIGINT)  # Ctrl-C: the main process is stopping too
         for i, (path, future) in enumerate(lost):
             if self._closing:  # the run is over: nothing waits for these
                 future.cancel()
+            elif interrupted:
+                future.set_result(PhotoResult(path, None, f"{Path(path).name}: interrupted before it was analysed"))
             elif i == 0:  # the photo it was analysing: maybe the cause, so not tried again here
                 error = f"{Path(path).name}: the helper process analysing it ended (exit code {code})"
                 future.set_result(PhotoResult(path, None, error))
             else:
-                future.set_result(self._fallback(path))
+                try:
+                    future.set_result(self._fallback(path))
+                except Exception as e:  # noqa: BLE001 - the caller waiting on it gets the error, as from a lane
+                    future.set_exception(e)
 
     def close(self) -> None:
         """End the helpers: no more photos (EOF on their stdin), a second to finish, then killed."""
