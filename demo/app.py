@@ -54,7 +54,7 @@ from demo.uploads import (
     PhotoFile,
     start_upload_sweeper,
 )
-from fer import EMOTIONS
+from fer import EMOTIONS, usable_cores
 from fer.detection.detector import MIN_FACE, PNET_WINDOW
 from fer.inference.faces import FACE_MODES, UNSURE_GAP, UNSURE_TOP
 
@@ -106,7 +106,7 @@ STATUS_RETURNS = (
 
 def default_concurrency() -> int:
     """Requests analysed at once: one per core (torch also uses threads inside each), at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, usable_cores()))
 
 
 def described(component, description: str, example=None, json_object: bool = False):

@@ -142,3 +142,31 @@ def test_a_helper_that_ends_never_leaves_the_run_waiting(weights):  # noqa: F811
                 assert asked == photos[1:]  # from the first helper only
         finally:
             helpers.close()
+
+
+def test_cores_are_counted_as_a_container_allows(tmp_path, monkeypatch):
+    """A container's CPU quota (Docker's --cpus, a hosted Space) bounds the helpers and lanes, not the host's cores
+    that os.cpu_count() sees: one helper per core of the host would each load a model to share one core."""
+    import fer
+    from fer.inference.batch import lanes_and_threads
+    from fer.inference.helpers import helpers_for
+
+    mine = len(os.sched_getaffinity(0))
+    v2, quota, period = tmp_path / "cpu.max", tmp_path / "quota_us", tmp_path / "period_us"
+    files = ((str(v2),), (str(quota), str(period)))
+    assert fer.usable_cores(files) == mine  # no quota file: the cores this process may run on
+    for text, cores in (("max 100000\n", mine), ("150000 100000\n", min(mine, 2)), ("100000 100000\n", 1)):
+        v2.write_text(text)
+        assert fer.usable_cores(files) == cores, text
+    v2.unlink()
+    quota.write_text("-1\n")
+    period.write_text("100000\n")
+    assert fer.usable_cores(files) == mine  # cgroup v1, no quota
+    quota.write_text("50000\n")
+    assert fer.usable_cores(files) == 1
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(fer, "CPU_QUOTA_FILES", files)
+    assert helpers_for(668) == 0 and lanes_and_threads(668)[0] == 1  # one core allowed: one lane, no helper
+    quota.write_text("-1\n")
+    assert helpers_for(668) == min(mine, 8)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from fer import usable_cores
 from fer.inference.images import read_image
 from fer.inference.results import PhotoResult, analyze_file
 from fer.inference.video import VIDEO_SUFFIXES
@@ -158,7 +159,7 @@ def lanes_and_threads(photos: int) -> tuple[int, int]:
     two cores read no more photos than two (106-126 against 115-127 photos/s on realphotos-dev, idle)."""
     import torch
 
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if photos <= 2 or cores < 2:
         return 1, torch.get_num_threads()
     lanes = 2

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
+from fer import usable_cores
+
 HELPER_MIN_PHOTOS = 200  # a helper starts in about 2 s, the time one lane takes for about 140 photos
 MAX_HELPERS = 8  # each holds its own model and detector (about 300 MB)
 AHEAD = 4  # photos sent to a helper before its oldest answer comes back
@@ -38,7 +40,7 @@ AHEAD = 4  # photos sent to a helper before its oldest answer comes back
 def helpers_for(photos: int) -> int:
     """How many helpers a run of `photos` starts: one per core (at most MAX_HELPERS); none for fewer than
     HELPER_MIN_PHOTOS photos, on one core, or where the user set OMP_NUM_THREADS (their own thread budget)."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if photos < HELPER_MIN_PHOTOS or cores < 2 or "OMP_NUM_THREADS" in os.environ:
         return 0
     return min(cores, MAX_HELPERS)
@@ -46,7 +48,7 @@ def helpers_for(photos: int) -> int:
 
 def threads_each(count: int) -> int:
     """Torch threads for each of `count` helpers: the cores shared out."""
-    return max(1, (os.cpu_count() or 1) // count)
+    return max(1, usable_cores() // count)
 
 
 class _Helper:
