@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from fer.data import DEFAULT_DATA
+
 
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; `command`: the one being run, when known (another command's parser skips the
@@ -46,7 +48,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         add_config_flags(t)
 
     e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix on a split")
-    e.add_argument("--data", required=True, help="FER2013 folder or Kaggle CSV")
+    e.add_argument("--data", default=DEFAULT_DATA, help="FER2013 folder or Kaggle CSV")
     e.add_argument(
         "--split",
         default="test",
@@ -156,7 +158,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         help="a run folder of `fer train` (its last.pt) or a checkpoint; several: one ensemble averaging them "
         "(same network shape, trained with the same --split-seed)",
     )
-    b.add_argument("--data", default="../shared/data/fer2013", help="FER2013 folder or CSV for the PublicTest figures")
+    b.add_argument("--data", default=DEFAULT_DATA, help="FER2013 folder or CSV for the PublicTest figures")
     b.add_argument(
         "--name",
         default="",

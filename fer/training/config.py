@@ -12,6 +12,7 @@ import typing
 from dataclasses import asdict, dataclass, field
 
 from fer import parse_bool
+from fer.data import DEFAULT_DATA
 from fer.data.augment import AugmentConfig
 from fer.model import ModelConfig
 
@@ -19,7 +20,7 @@ from fer.model import ModelConfig
 @dataclass
 class TrainConfig:
     recipe: str = "paper"  # name of the recipe these values started from
-    data: str = "../shared/data/fer2013"  # FER2013 folder or Kaggle CSV
+    data: str = DEFAULT_DATA  # FER2013 folder or Kaggle CSV
     out: str = ""  # run folder for checkpoints and figures; default runs/<recipe>
     val: str = "split"  # 'split': a stratified part of Training (the paper); 'public': PublicTest
     val_fraction: float = 0.2  # part of Training held out when val='split'
