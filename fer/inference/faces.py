@@ -176,7 +176,6 @@ class FacePipeline:
         self.min_face = min_face
         self.face_mode = face_mode
         self.device = torch.device(device)
-        self.mtcnn_weights = None if mtcnn_weights is None else str(mtcnn_weights)
         # built once: three nets traced and frozen (weights: a folder, default facenet-pytorch's wheel)
         self.detector = FaceDetector(thresholds, factor, self.device, weights=mtcnn_weights)
         self._served: tuple[torch.nn.Module, torch.nn.Module] | None = None
@@ -185,23 +184,6 @@ class FacePipeline:
     @property
     def model(self) -> torch.nn.Module:
         return self._served[0]
-
-    @property
-    def served_path(self) -> str:
-        """How the classifier runs here (fer.inference.weights.SERVED_PATHS)."""
-        return getattr(self._served[1], "served_path", "eager")
-
-    def settings(self) -> dict:
-        """The keyword arguments that build a pipeline like this one around the same model (a helper process's)."""
-        d = self.detector
-        return {
-            "max_faces": self.max_faces,
-            "min_face": self.min_face,
-            "face_mode": self.face_mode,
-            "thresholds": list(d.thresholds),
-            "factor": d.factor,
-            "mtcnn_weights": self.mtcnn_weights,
-        }
 
     @property
     def classes(self) -> tuple[str, ...]:
