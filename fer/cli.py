@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from fer.data import DEFAULT_DATA
@@ -349,13 +350,8 @@ class _JsonArray:
 
 
 def cmd_predict(args) -> int:
-
     from fer.detection.limits import check_min_face
-    from fer.inference.batch import (
-        InputError,
-        list_inputs,
-        open_run,
-    )
+    from fer.inference.batch import InputError, list_inputs, open_run, photos_left
 
     try:
         check_min_face(args.min_face)
@@ -379,8 +375,9 @@ def cmd_predict(args) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    photos = photos_left(listing, args.csv, args.jsonl) if args.resume else listing.photos  # helpers for these
     # the run's helpers end with it, and its thread count too (main() called in-process)
-    with open_run(listing.photos, args.model, min_face=args.min_face, face_mode=args.face_mode) as run:
+    with open_run(photos, args.model, min_face=args.min_face, face_mode=args.face_mode) as run:
         return _predict_files(args, listing, run)
 
 
@@ -597,6 +594,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    with warnings.catch_warnings():  # a warning of fer's own is one line for the user, as its errors are
+        warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return {
             "train": cmd_train,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,39 +13,45 @@ from pathlib import Path
 
 import pytest
 
+from fer import usable_cores
 from fer.inference.images import read_image
 from tests.conftest import ROOT
 from tests.test_batch import folder, photos_only, read_csv, same_table, weights  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="helper processes start on two cores or more")
+pytestmark = pytest.mark.skipif(usable_cores() < 2, reason="helper processes start on two cores or more")
 
 # `fer predict` in a fresh Python, helpers taken from the first photo on (a folder of hundreds, made small): prints
 # how many photos the helpers analysed and whether this process imported torch
 RUN = """
-import json, sys
+import json, os, sys
 from fer.inference import helpers
-helpers.HELPER_MIN_PHOTOS = 1
-submit, sent = helpers.Helpers.submit, []
+helpers.HELPER_MIN_PHOTOS = int(os.environ.get("HELPER_MIN_PHOTOS", "1"))
+submit, sent, start, started = helpers.Helpers.submit, [], helpers.Helpers.__init__, []
 def counted(self, path):
     future = submit(self, path)
     sent.extend([path] if future is not None else [])
     return future
-helpers.Helpers.submit = counted
+def starting(self, count, *args, **kwargs):
+    started.append(count)
+    start(self, count, *args, **kwargs)
+helpers.Helpers.submit, helpers.Helpers.__init__ = counted, starting
 from fer.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "by_helpers": len(sent), "torch": "torch" in sys.modules}))
+print(json.dumps({"code": code, "by_helpers": len(sent), "started": sum(started), "torch": "torch" in sys.modules}))
 """
 
 
-def predict(*args: str, helpers: bool) -> dict:
+def predict(*args: str, helpers: bool, min_photos: int = 1) -> dict:
+    """`fer predict ARGS` in a fresh Python: its exit code, photos analysed by helpers, helpers started, whether it
+    imported torch, and its stderr. Helpers from `min_photos` photos on."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as a user's shell has it
     if not helpers:
         env["OMP_NUM_THREADS"] = "1"  # a thread count of the user's own: no helpers, one lane
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"], env["HELPER_MIN_PHOTOS"] = str(ROOT), str(min_photos)
     cmd = [sys.executable, "-c", RUN, "predict", *args, "--progress", "false"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert "Traceback" not in proc.stderr, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "stderr": proc.stderr}
 
 
 def test_helpers_give_the_lanes_table_and_the_main_process_loads_no_model(folder, weights, tmp_path):  # noqa: F811
@@ -55,6 +62,10 @@ def test_helpers_give_the_lanes_table_and_the_main_process_loads_no_model(folder
     got = predict(str(photos), "--model", str(weights), "--csv", str(helped), helpers=True)
     assert alone["by_helpers"] == 0 and alone["code"] == got["code"] == 2  # the broken photo
     assert got["by_helpers"] == n and not got["torch"]  # every photo in a helper; no torch here
+    same_table(helped, lanes)
+    # resumed with one photo left (the last file is taken again): sized by what is left, no helper for it
+    again = predict(str(photos), "--model", str(weights), "--csv", str(helped), "--resume", helpers=True, min_photos=2)
+    assert again["started"] == 0 and "1 to go" in again["stderr"], again
     same_table(helped, lanes)
     assert next(r for r in read_csv(helped) if r["error"])["error"].startswith("broken.jpg: corrupt image")
 
@@ -170,3 +181,56 @@ def test_cores_are_counted_as_a_container_allows(tmp_path, monkeypatch):
     assert helpers_for(668) == 0 and lanes_and_threads(668)[0] == 1  # one core allowed: one lane, no helper
     quota.write_text("-1\n")
     assert helpers_for(668) == min(mine, 8)
+
+
+def test_a_model_the_helpers_cannot_load_is_said_once_by_this_process(tmp_path):
+    """Helpers that cannot load the model end and say why (kept in `failure`); the run falls to this process,
+    whose own load names the problem to the user."""
+    from fer.inference.helpers import Helpers
+
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a model")
+    helpers = Helpers(2, str(bad), {"min_face": 40, "face_mode": "auto"}, lambda p: None)
+    try:
+        assert helpers.count == 2 and not helpers.wait_ready() and helpers.alive == 0
+        assert helpers.failure.startswith("ModelLoadError: ") and "weights.pt" in helpers.failure
+    finally:
+        helpers.close()
+    for photo in sorted((ROOT.parent / "shared" / "data" / "photos").glob("*.png"))[:2]:
+        shutil.copy(photo, tmp_path / photo.name)
+    got = predict(str(tmp_path), "--model", str(bad), helpers=True)
+    assert got["started"] == usable_cores() and got["code"] == 2
+    assert got["stderr"].count("weights.pt") == 1 and got["stderr"].startswith("error: "), got["stderr"]
+
+
+def test_a_registered_models_alias_stage_or_latest_is_pinned_to_its_version(mlflow_store, tmp_path):
+    """The helpers load one after another: an alias, a stage or `latest` is read once, as the version it names
+    then, so that a promotion during the run cannot split its table between two models; without torch."""
+    from tests.test_registry import fake_versions
+
+    client = fake_versions(mlflow_store, tmp_path, 3)
+    client.set_registered_model_alias("fer-emotion", "production", "2")
+    client.transition_model_version_stage("fer-emotion", "1", "Staging")
+    specs = [
+        "models:/fer-emotion@production",
+        "models:/fer-emotion/latest",
+        "models:/fer-emotion/Staging",
+        "models:/fer-emotion/3",
+        "models:/fer-emotion@nobody",
+        "bundled",
+    ]
+    code = (
+        "import json, sys; from fer.inference.helpers import pin_model; "
+        f"print(json.dumps([[pin_model(s) for s in {specs!r}], 'torch' in sys.modules]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    pinned, torch_imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert pinned == [
+        "models:/fer-emotion/2",
+        "models:/fer-emotion/3",
+        "models:/fer-emotion/1",
+        "models:/fer-emotion/3",
+        "models:/fer-emotion@nobody",  # no such alias: loading it says so
+        "bundled",
+    ]
+    assert not torch_imported

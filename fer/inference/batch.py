@@ -28,6 +28,7 @@ import glob
 import json
 import os
 import threading
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -157,10 +158,10 @@ def lanes_and_threads(photos: int) -> tuple[int, int]:
     convolutions gain little from threads within one call, and lose much when another job holds a core: 668 photos
     took 29 s with two threads in one call against 12 s with one, on 2 cores beside two trainings. Three lanes on
     two cores read no more photos than two (106-126 against 115-127 photos/s on realphotos-dev, idle)."""
-    import torch
-
     cores = usable_cores()
     if photos <= 2 or cores < 2:
+        import torch
+
         return 1, torch.get_num_threads()
     lanes = 2
     return lanes, max(1, cores // lanes)
@@ -234,15 +235,31 @@ def open_run(photos: int, model: str, *, min_face: int, face_mode: str, pipeline
 
     count = helper_processes.helpers_for(photos) if pipeline is None else 0
     if count:
-        if model.startswith("models:/") and "@" in model:
-            from fer.inference.weights import pin_model
+        model = helper_processes.pin_model(model)  # an alias moved meanwhile must not give two models in one run
+        lanes, threads = lanes_and_threads(photos)  # where this process analyses photos the helpers could not
 
-            model = pin_model(model)  # an alias moved meanwhile must not give two models in one run
-        run = Run(load, LANES)
+        def load_here():  # for a clip, an annotated copy, or photos the helpers could not take
+            import torch
+
+            run.threads_before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            pipeline = load()
+            if run.helpers.failure and not run.helpers.alive:
+                warnings.warn(
+                    f"the helper processes could not load the model ({run.helpers.failure}); this process "
+                    "analyses the photos instead",
+                    stacklevel=2,
+                )
+            return pipeline
+
+        run = Run(load_here, lanes)
         settings = {"min_face": min_face, "face_mode": face_mode}
-        threads = helper_processes.threads_each(count)
         run.helpers = helper_processes.Helpers(
-            count, model, settings, lambda path: analyze_file(run.pipeline, path, False), threads
+            count,
+            model,
+            settings,
+            lambda path: analyze_file(run.pipeline, path, False),
+            helper_processes.threads_each(count),
         )
         return run
     import torch
@@ -382,6 +399,58 @@ def file_key(path: str) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
+def read_back(path: Path, jsonl: bool, columns: list[str] | None = None) -> tuple[set[str], int]:
+    """What an earlier run of fer predict wrote in `path` (a CSV, or JSON Lines where `jsonl`): the files it covers
+    (file_key) and the byte length to keep; a CSV's last file is left out (a stop may have cut its rows), and its
+    header must be `columns` where given."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    complete, ends, pos = lines[:-1], [], 0  # the last piece has no newline: cut by the stop, or empty
+    for line in complete:
+        pos += len(line) + 1
+        ends.append(pos)
+    if jsonl:
+        keys = []
+        for n, line in enumerate(complete, 1):
+            try:
+                obj = json.loads(line)
+                keys.append(obj.get("image") or obj["video"])
+            except (ValueError, KeyError, AttributeError, TypeError):
+                raise OutputError(
+                    f"{path}: line {n} is not a file's JSON object of fer predict; give another --jsonl path"
+                ) from None
+        return {file_key(k) for k in keys}, ends[-1] if ends else 0
+    if not complete:
+        return set(), 0
+    header = next(csv.reader([complete[0].decode("utf-8", "replace")]))
+    if columns is not None and header != columns:
+        raise OutputError(
+            f"{path}: its columns ({', '.join(header) or 'none'}) are not the ones this run writes "
+            f"({', '.join(columns)}): it was written for another model or other inputs; give another "
+            "--csv path"
+        )
+    keys = [next(csv.reader([line.decode("utf-8", "replace")]), [""])[0] for line in complete[1:]]
+    cut = len(keys)
+    while cut and keys[cut - 1] == keys[-1]:
+        cut -= 1
+    return {file_key(k) for k in keys[:cut]}, ends[cut]  # the header and the rows before the last file's
+
+
+def photos_left(listing: Listing, csv_path: str | None, jsonl_path: str | None) -> int:
+    """The listing's photos that a --resume run will analyse: those not yet in every output given (as Output
+    will find them; an output it cannot read counts as empty here, and Output reports it)."""
+    done = None
+    for path, jsonl in ((csv_path, False), (jsonl_path, True)):
+        if not path:
+            continue
+        try:
+            files = read_back(Path(path), jsonl)[0] if Path(path).is_file() else set()
+        except (OutputError, OSError):
+            files = set()
+        done = files if done is None else done & files
+    return sum(kind == "photo" and file_key(p) not in (done or ()) for p, kind in listing.files)
+
+
 class Output:
     """A CSV (`columns`) or JSON Lines (`columns` None) output, written as each file is done.
 
@@ -414,39 +483,8 @@ class Output:
 
     def _recover(self) -> int:
         """Read back what an earlier run wrote: `done`, and the byte length to keep."""
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        complete, ends, pos = lines[:-1], [], 0  # the last piece has no newline: cut by the stop, or empty
-        for line in complete:
-            pos += len(line) + 1
-            ends.append(pos)
-        if self.columns is None:
-            keys = []
-            for n, line in enumerate(complete, 1):
-                try:
-                    obj = json.loads(line)
-                    keys.append(obj.get("image") or obj["video"])
-                except (ValueError, KeyError, AttributeError, TypeError):
-                    raise OutputError(
-                        f"{self.path}: line {n} is not a file's JSON object of fer predict; give another --jsonl path"
-                    ) from None
-            self.done = {file_key(k) for k in keys}
-            return ends[-1] if ends else 0
-        if not complete:
-            return 0
-        header = next(csv.reader([complete[0].decode("utf-8", "replace")]))
-        if header != self.columns:
-            raise OutputError(
-                f"{self.path}: its columns ({', '.join(header) or 'none'}) are not the ones this run writes "
-                f"({', '.join(self.columns)}): it was written for another model or other inputs; give another "
-                "--csv path"
-            )
-        keys = [next(csv.reader([line.decode("utf-8", "replace")]), [""])[0] for line in complete[1:]]
-        cut = len(keys)
-        while cut and keys[cut - 1] == keys[-1]:
-            cut -= 1
-        self.done = {file_key(k) for k in keys[:cut]}
-        return ends[cut]  # the header and the rows before the last file's
+        self.done, keep = read_back(self.path, self.columns is None, self.columns)
+        return keep
 
     def write_rows(self, rows: list[dict]) -> None:
         self._csv.writerows(rows)

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -44,6 +45,35 @@ def helpers_for(photos: int) -> int:
     if photos < HELPER_MIN_PHOTOS or cores < 2 or "OMP_NUM_THREADS" in os.environ:
         return 0
     return min(cores, MAX_HELPERS)
+
+
+def pin_model(spec: str) -> str:
+    """`spec` with a registered model's alias, stage or `latest` resolved to the version it names now
+    (models:/NAME@ALIAS, models:/NAME/Production, models:/NAME/latest -> models:/NAME/N), so that the helpers,
+    loading it one after another, load the same version; anything else as it is. Imports MLflow, not torch."""
+    if not spec.startswith("models:/"):
+        return spec
+    name, sep, alias = spec[len("models:/") :].partition("@")
+    stage = None if sep else (name.rsplit("/", 1)[1] if "/" in name else None)
+    if stage is not None:
+        name = name.rsplit("/", 1)[0]
+    if not name or (stage is not None and stage.isdigit()) or (not sep and stage is None):
+        return spec  # a version already, or not a registry URI: load_model reports what is wrong with it
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        if sep:
+            version = client.get_model_version_by_alias(name, alias).version
+        elif stage.lower() == "latest":
+            version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        else:
+            with warnings.catch_warnings():  # stages are deprecated in MLflow 3, and still served
+                warnings.simplefilter("ignore")
+                version = client.get_latest_versions(name, stages=[stage])[0].version
+    except Exception:  # noqa: BLE001 - no such model, alias or stage: load_model reports it
+        return spec
+    return f"models:/{name}/{version}"
 
 
 def threads_each(count: int) -> int:
@@ -84,13 +114,20 @@ class Helpers:
     photo in this process, where a helper ended before answering."""
 
     def __init__(self, count: int, model: str, settings: dict, fallback: Callable[[str], object], threads: int = 1):
-        self.count = count
         self.classes: tuple[str, ...] | None = None  # the model's, from the first helper ready
+        self.failure: str | None = None  # why a helper could not load the model, where one could not
         self._fallback = fallback
         self._closing = False
         self._changed = threading.Condition()  # a helper became ready or ended
         line = json.dumps({"model": model, **settings}) + "\n"
-        self._helpers = [_Helper(line, threads) for _ in range(count)]
+        self._helpers = []
+        for _ in range(count):
+            try:
+                self._helpers.append(_Helper(line, threads))
+            except OSError as e:  # no process to be had (a limit on processes or files): fewer helpers, or none
+                warnings.warn(f"could not start a helper process ({e}); {len(self._helpers)} started", stacklevel=2)
+                break
+        self.count = len(self._helpers)
         self._readers = [
             threading.Thread(target=self._read, args=(h,), name="fer-helper-reader", daemon=True) for h in self._helpers
         ]
@@ -126,6 +163,10 @@ class Helpers:
         try:
             for line in helper.process.stdout:
                 message = json.loads(line)
+                if "failed" in message:  # it could not load the model, and ends
+                    with self._changed:
+                        self.failure = self.failure or message["failed"]
+                    continue
                 if "ready" in message:
                     with self._changed:
                         self.classes = self.classes or tuple(message["classes"])
@@ -174,6 +215,8 @@ class Helpers:
                 helper.process.wait()
         for reader in self._readers:
             reader.join(timeout=1)
+        for helper in self._helpers:
+            helper.process.stdout.close()
 
 
 def _analysis(data: dict | None):
@@ -203,7 +246,8 @@ def _serve(stdin, out) -> None:
     try:
         model, _ = load_model(settings.pop("model"))
         pipeline = FacePipeline(model, **settings)
-    except Exception:  # noqa: BLE001 - the main process, left without helpers, loads it and reports the problem
+    except Exception as e:  # noqa: BLE001 - the main process, left without helpers, loads it and reports the problem
+        out.write(json.dumps({"failed": f"{type(e).__name__}: {e}"}) + "\n")
         return
     out.write(json.dumps({"ready": True, "classes": list(pipeline.classes)}) + "\n")
     out.flush()

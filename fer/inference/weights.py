@@ -137,21 +137,6 @@ def load_model(spec: str = "bundled") -> tuple[nn.Module, dict]:
     )
 
 
-def pin_model(spec: str) -> str:
-    """`spec` with a registered model's alias resolved to the version it names now (models:/NAME@ALIAS ->
-    models:/NAME/N), so that processes loading it one after another load the same version."""
-    if not spec.startswith("models:/") or "@" not in spec:
-        return spec
-    import mlflow
-
-    name, alias = spec[len("models:/") :].split("@", 1)
-    try:
-        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-    except Exception:  # noqa: BLE001 - no such model or alias: load_model reports it
-        return spec
-    return f"models:/{name}/{version}"
-
-
 def for_inference(model: nn.Module) -> nn.Module:
     """A TorchScript-frozen copy of a classifier (ours, or the graph of an exported pt2 model) for serving:
     BatchNorm folded into the convolutions, oneDNN layouts, 2-3× faster per face on a CPU. Same outputs.
