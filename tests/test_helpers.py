@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(usable_cores() < 2, reason="helper processes sta
 # `fer predict` in a fresh Python, helpers taken from the first photo on (a folder of hundreds, made small): prints
 # how many photos the helpers analysed and whether this process imported torch
 RUN = """
-import json, os, sys
+import sys; del sys.path[0]  # as the `fer` script starts: not from the working folder
+import json, os
 from fer.inference import helpers
 helpers.HELPER_MIN_PHOTOS = int(os.environ.get("HELPER_MIN_PHOTOS", "1"))
 submit, sent, start, started = helpers.Helpers.submit, [], helpers.Helpers.__init__, []
@@ -41,7 +42,7 @@ print(json.dumps({"code": code, "by_helpers": len(sent), "started": sum(started)
 """
 
 
-def predict(*args: str, helpers: bool, min_photos: int = 1) -> dict:
+def predict(*args: str, helpers: bool, min_photos: int = 1, cwd: Path = ROOT) -> dict:
     """`fer predict ARGS` in a fresh Python: its exit code, photos analysed by helpers, helpers started, whether it
     imported torch, and its stderr. Helpers from `min_photos` photos on."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as a user's shell has it
@@ -49,7 +50,7 @@ def predict(*args: str, helpers: bool, min_photos: int = 1) -> dict:
         env["OMP_NUM_THREADS"] = "1"  # a thread count of the user's own: no helpers, one lane
     env["PYTHONPATH"], env["HELPER_MIN_PHOTOS"] = str(ROOT), str(min_photos)
     cmd = [sys.executable, "-c", RUN, "predict", *args, "--progress", "false"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert "Traceback" not in proc.stderr, proc.stderr
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "stderr": proc.stderr}
 
@@ -234,3 +235,17 @@ def test_a_registered_models_alias_stage_or_latest_is_pinned_to_its_version(mlfl
         "bundled",
     ]
     assert not torch_imported
+
+
+def test_a_module_beside_the_photos_does_not_stand_in_for_the_helpers_own(tmp_path):
+    """fer predict run in a folder holding a json.py (a researcher's script beside their photos): the helpers
+    import the real json, as the `fer` script does, and analyse every photo."""
+    photos = sorted((ROOT.parent / "shared" / "data" / "photos").glob("*.png"))[:2]
+    if len(photos) < 2:
+        pytest.skip("needs ../shared/data/photos")
+    for photo in photos:
+        shutil.copy(photo, tmp_path / photo.name)
+    (tmp_path / "json.py").write_text('raise SystemExit("the json.py beside the photos was imported")\n')
+    got = predict(".", helpers=True, cwd=tmp_path)
+    assert got["code"] == 0 and got["by_helpers"] == 2, got
+    assert "beside the photos" not in got["stderr"] and "json.py" not in got["stderr"]

@@ -9,12 +9,12 @@ order, so the helper waited for it. So `fer predict` and `fer.inference.batch.pr
 HELPER_MIN_PHOTOS photos, start a helper per core as soon as the files are listed and load no model themselves
 (nor torch) unless a clip, an annotated copy or a helper that ended needs one.
 
-A helper is `python -m fer.inference.helpers`, talking JSON lines over its stdin and stdout: a line of settings,
-then one path per line in; a line saying it is ready (with the model's classes), then one photo's result per
-line out, in order. Its stdout is the protocol alone: whatever a library prints goes to stderr. A helper that
-ends before answering has the photo it was analysing reported with an error (that photo may be why), and the
-photos queued behind it are analysed by the main process (unless it was interrupted, Ctrl-C, when they are
-reported as not analysed: the main process is stopping too).
+A helper is a Python running `fer.inference.helpers.main`, talking JSON lines over its stdin and stdout: a line of
+settings, then one path per line in; a line saying it is ready (with the model's classes), then one photo's result
+per line out, in order. Its stdout is the protocol alone: whatever a library prints goes to stderr. A helper that
+ends before answering has the photo it was analysing reported with an error (that photo may be why), and the photos
+queued behind it are analysed by the main process (unless it was interrupted, Ctrl-C, when they are reported as not
+analysed: the main process is stopping too).
 """
 
 from __future__ import annotations
@@ -81,13 +81,18 @@ def threads_each(count: int) -> int:
     return max(1, usable_cores() // count)
 
 
+# a helper's start: the working folder taken off the import path first (`python -m` would put it there, and a
+# json.py or numpy.py of the user's beside their photos would then stand in for the real one)
+BOOT = "import sys; del sys.path[0]; from fer.inference.helpers import main; sys.exit(main())"
+
+
 class _Helper:
     def __init__(self, settings: str, threads: int):
         root = str(Path(__file__).resolve().parents[2])  # the folder holding the `fer` package
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fer.inference.helpers"],
+            [sys.executable, "-c", BOOT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
