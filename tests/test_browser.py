@@ -271,10 +271,10 @@ def test_options_rerun_the_photo_and_bad_values_are_refused_by_the_box(page, dem
 
 
 def test_an_uncertain_face_says_so(page, demo_v1, tmp_path):
-    """realphotos-dev's Bill_Gates_0009.jpg reads neutral 44, sad 43: the headline and the tag say unsure."""
+    """realphotos-dev's Jean_Chretien_0007.jpg reads neutral 30, surprise 29: the headline and the tag say unsure."""
     from tests.conftest import SHARED
 
-    photo = need_shared(SHARED / "data" / "realphotos-dev" / "images") / "Bill_Gates_0009.jpg"
+    photo = need_shared(SHARED / "data" / "realphotos-dev" / "images") / "Jean_Chretien_0007.jpg"
     page.goto(demo_v1)
     page.locator("#photo-file input[type=file]").set_input_files(str(photo))
     headline = page.locator("#face-detail .face-headline")

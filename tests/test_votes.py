@@ -161,7 +161,8 @@ def test_mix_blends_the_folder_label_with_the_votes(tiny_folder, tiny_votes):
 
 
 def test_the_ferplus_recipe_is_the_production_models_training():
-    """`fer train --recipe ferplus` trains what the bundled production model's card says it was trained with."""
+    """`fer train --recipe ferplus` trains what the bundled production model's card says its first network was
+    trained with; the other is the same with seed 47."""
     from fer.inference.weights import bundled_card
     from tests.conftest import fer_in_process
 
@@ -170,4 +171,7 @@ def test_the_ferplus_recipe_is_the_production_models_training():
     keys = ["labels", "init", "init_member", "lr", "epochs", "seed", "split_seed", "schedule", "optimizer"]
     keys += ["batch_size", "val", "val_fraction", "weight_decay", "stem_l2", "mixup", "label_smoothing", "augment"]
     assert {k: recipe[k] for k in keys} == {k: shipped[k] for k in keys}
-    assert recipe["recipe"] == "ferplus" and recipe["init"] == "bundled:fer2013"
+    assert recipe["recipe"] == "ferplus" and recipe["init"] == ""  # from scratch
+    members = bundled_card("bundled:ferplus")["members"]
+    assert [m["seed"] for m in members] == [46, 47]  # the recipe's seed, then one more
+    assert all(m["command"].startswith("python -m fer train --recipe production") for m in members)

@@ -75,12 +75,12 @@ def text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 # When a reading is called unsure: the top probability under UNSURE_TOP, or the top two within UNSURE_GAP: where
-# the top emotion is right about as often as a coin toss between two. Chosen on the production FER+ model's
-# validation split (5,398 faces with a crowd majority, 85.2% right; `scripts/uncertainty.py --model bundled:ferplus
-# --labels ferplus`): under a top of 0.45 it is right 48.9% of the time, within 10 points 50.1%. Together they
-# flag 13.8% of the faces, right 51.1% of the time, against 90.7% for the others. The former 0.5 / 20 points
-# (chosen on the FER2013 model) flags 21.4% there, right 57.4%. On the FER2013 bundle this rule flags 20.4%
-# (42.0% right, 76.7% for the others). docs/ablation.md, FER+.
+# the top emotion is right about as often as a coin toss between two. Chosen on the FER+ model's validation split
+# (`scripts/uncertainty.py --model bundled:ferplus --labels ferplus`, docs/ablation.md, FER+), and measured again
+# on the production model of 2026-12-07 (5,398 faces with a crowd majority, 85.3% right): under a top of 0.45 it
+# is right 51.5% of the time, within 10 points 50.6%. Together they flag 12.9% of the faces, right 51.8% of the
+# time, against 90.2% for the others. The former 0.5 / 20 points (chosen on the FER2013 model) flags 19.7% there,
+# right 55.7%. On the FER2013 bundle this rule flags 20.4% (42.0% right, 76.7% for the others).
 UNSURE_TOP = 0.45
 UNSURE_GAP = 0.1
 
