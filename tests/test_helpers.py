@@ -122,8 +122,8 @@ def test_a_helper_that_ends_never_leaves_the_run_waiting(weights):  # noqa: F811
     reported as not analysed, without the main process loading the model."""
     from fer.inference.helpers import Helpers
 
-    photos = [str(p) for p in sorted((ROOT.parent / "shared" / "data" / "photos").glob("*.png"))[:2]]
-    if len(photos) < 2:
+    photos = [str(p) for p in sorted((ROOT.parent / "shared" / "data" / "photos").glob("*.png"))[:4]]
+    if len(photos) < 4:
         pytest.skip("needs ../shared/data/photos")
     asked = []
 
@@ -143,15 +143,20 @@ def test_a_helper_that_ends_never_leaves_the_run_waiting(weights):  # noqa: F811
             first = futures[0].result(timeout=60)
             if stop == signal.SIGKILL:
                 assert first.error.endswith(f"ended (exit code {-signal.SIGKILL})")
-                with pytest.raises(RuntimeError, match="cannot be loaded"):
-                    futures[1].result(timeout=60)
+                for future in futures[1:]:
+                    with pytest.raises(RuntimeError, match="cannot be loaded"):
+                        future.result(timeout=60)
                 assert asked == photos[1:]
             else:
-                second = futures[1].result(timeout=60)
-                for path, result in zip(photos, (first, second)):
-                    assert result.analysis is None
-                    assert result.error == f"{Path(path).name}: interrupted before it was analysed"
-                assert asked == photos[1:]  # from the first helper only
+                results = [first] + [f.result(timeout=60) for f in futures[1:]]
+                assert process.wait(timeout=60) in (130, -signal.SIGINT)
+                # the first photos may be answered before the interrupt takes effect (their paths were already in
+                # the helper's pipe when it woke); the photos not answered are reported as interrupted
+                interrupted = [r for r in results if r.analysis is None]
+                assert interrupted and interrupted[-1] is results[-1], results
+                for result in interrupted:
+                    assert result.error == f"{Path(result.path).name}: interrupted before it was analysed"
+                assert asked == photos[1:]  # none analysed here: from the first helper only
         finally:
             helpers.close()
 
