@@ -53,11 +53,11 @@ def pin_model(spec: str) -> str:
     loading it one after another, load the same version; anything else as it is. Imports MLflow, not torch."""
     if not spec.startswith("models:/"):
         return spec
-    name, sep, alias = spec[len("models:/") :].partition("@")
-    stage = None if sep else (name.rsplit("/", 1)[1] if "/" in name else None)
-    if stage is not None:
-        name = name.rsplit("/", 1)[0]
-    if not name or (stage is not None and stage.isdigit()) or (not sep and stage is None):
+    rest = spec[len("models:/") :]
+    name, sep, alias = rest.partition("@")
+    if not sep:  # models:/NAME/STAGE, models:/NAME/latest or models:/NAME/N
+        name, _, stage = rest.rpartition("/")
+    if not name or (not sep and stage.isdigit()):
         return spec  # a version already, or not a registry URI: load_model reports what is wrong with it
     import mlflow
 
